@@ -1,0 +1,36 @@
+"""User events: the raw signal the recommender learns from and the experiments measure."""
+
+from django.db import models
+
+
+class EventType(models.TextChoices):
+    RECOMMEND = "recommend", "recommend (an exposure)"
+    VIEW = "view", "view"
+    PLAY = "play", "play"
+    BOOK = "book", "book (a conversion)"
+    SKIP = "skip", "skip"
+
+
+class RawEvent(models.Model):
+    """One user event, stored in `raw_events` with the blueprint's field names."""
+
+    type = models.CharField(max_length=16, choices=EventType.choices)
+    user_id = models.CharField(max_length=128, db_column="userId")
+    item_id = models.CharField(max_length=128, null=True, blank=True, db_column="itemId")
+    ts = models.DateTimeField()
+    payload = models.JSONField(default=dict, blank=True)
+    received_at = models.DateTimeField(db_column="receivedAt")
+
+    class Meta:
+        db_table = "raw_events"
+        ordering = ["-ts"]
+        indexes = [
+            # Training and the experiment summary read a time window, per type.
+            models.Index(fields=["type", "ts"], name="raw_events_type_ts"),
+            # Conversions and per-user history are looked up by user within a window.
+            models.Index(fields=["user_id", "ts"], name="raw_events_user_ts"),
+            models.Index(fields=["ts"], name="raw_events_ts"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.user_id} {self.item_id or ''} @ {self.ts:%Y-%m-%d %H:%M:%S}"

@@ -1,0 +1,8 @@
+"""Registry: model versions, their artifacts, the serving state and its history."""
+
+from django.apps import AppConfig
+
+
+class RegistryConfig(AppConfig):
+    name = "registry"
+    verbose_name = "Model registry and serving state"

@@ -1,0 +1,42 @@
+"""Gunicorn settings for RideEase Reco, read from the environment (see .env.example)."""
+
+import os
+import shutil
+from pathlib import Path
+from typing import Any
+
+from rideease.env import env_int, env_str
+
+_BASE_DIR = Path(__file__).resolve().parent.parent
+_VAR_DIR = Path(env_str("RIDEEASE_VAR_DIR", str(_BASE_DIR / "var")))
+
+bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, minimum=1, maximum=65535)}"
+workers = env_int("GUNICORN_WORKERS", 2, minimum=1)
+threads = env_int("GUNICORN_THREADS", 4, minimum=1)
+timeout = env_int("GUNICORN_TIMEOUT", 30, minimum=1)
+graceful_timeout = env_int("GUNICORN_GRACEFUL_TIMEOUT", 20, minimum=1)
+keepalive = 5
+accesslog = "-"
+errorlog = "-"
+wsgi_app = "rideease.wsgi:application"
+if Path("/dev/shm").is_dir():
+    # Heartbeat files on tmpfs: a slow disk must not make the arbiter think workers hang.
+    worker_tmp_dir = "/dev/shm"
+
+# Metrics from every worker are merged through files here (prometheus_client multiprocess mode). Set before any worker
+# imports prometheus_client, which reads it at import time.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_VAR_DIR / "prometheus"))
+
+
+def on_starting(server: Any) -> None:
+    """Start every run with an empty metrics directory, so stale workers' files never add up."""
+    directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True, exist_ok=True)
+
+
+def child_exit(server: Any, worker: Any) -> None:
+    """Merge a dead worker's live gauges out of the totals."""
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,162 @@
+"""Django settings, read from the environment through rideease.env (every variable is listed in .env.example)."""
+
+from pathlib import Path
+
+from rideease import __version__
+from rideease.env import env_bool, env_int, env_list, env_str
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("RIDEEASE_VAR_DIR", str(BASE_DIR / "var")))
+APP_VERSION = __version__
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# A development key is only acceptable with DEBUG on; production must bring its own.
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", "insecure-development-key-only-for-debug" if DEBUG else None, required=not DEBUG)
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "rideease.mongo_apps.MongoAdminConfig",
+    "rideease.mongo_apps.MongoAuthConfig",
+    "rideease.mongo_apps.MongoContentTypesConfig",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_mongodb_backend",
+    "rest_framework",
+    "django_prometheus",
+    "rideease.apps.RideEaseConfig",
+    "recommendations.apps.RecommendationsConfig",
+    "registry.apps.RegistryConfig",
+    "experiments.apps.ExperimentsConfig",
+    "tracing.apps.TracingConfig",
+    "monitoring.apps.MonitoringConfig",
+]
+
+MIDDLEWARE = [
+    "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "rideease.errors.RequestSizeLimitMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_prometheus.middleware.PrometheusAfterMiddleware",
+]
+
+ROOT_URLCONF = "rideease.urls"
+WSGI_APPLICATION = "rideease.wsgi.application"
+# The API is served without trailing slashes (/events, /healthz); never redirect a POST.
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database: MongoDB only -------------------------------------------------------------------------------------------
+EMBEDDED_MONGODB_PORT = env_int("EMBEDDED_MONGODB_PORT", 27027, minimum=1, maximum=65535)
+# Without MONGODB_URI the embedded server that `make run` starts is the database.
+MONGODB_URI = env_str("MONGODB_URI", f"mongodb://127.0.0.1:{EMBEDDED_MONGODB_PORT}/")
+MONGODB_DB = env_str("MONGODB_DB", "rideease")
+MONGODB_TIMEOUT_MS = env_int("MONGODB_TIMEOUT_MS", 5000, minimum=100)
+
+DATABASES = {
+    "default": {
+        "ENGINE": "django_mongodb_backend",
+        "HOST": MONGODB_URI,
+        "NAME": MONGODB_DB,
+        "OPTIONS": {
+            # Fail fast instead of pymongo's 30 s default so an outage surfaces as a clear 503.
+            "serverSelectionTimeoutMS": MONGODB_TIMEOUT_MS,
+            "connectTimeoutMS": MONGODB_TIMEOUT_MS,
+            "appname": "rideease-reco",
+        },
+    },
+}
+DATABASE_ROUTERS = ["django_mongodb_backend.routers.MongoRouter"]
+DEFAULT_AUTO_FIELD = "django_mongodb_backend.fields.ObjectIdAutoField"
+MIGRATION_MODULES = {
+    "admin": "rideease.mongo_migrations.admin",
+    "auth": "rideease.mongo_migrations.auth",
+    "contenttypes": "rideease.mongo_migrations.contenttypes",
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("DJANGO_STATIC_ROOT", str(VAR_DIR / "static")))
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+
+# --- Request limits ---------------------------------------------------------------------------------------------------
+# A full batch of events with maximal payloads fits; anything larger is refused with 413 before parsing.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
+
+# --- Security (checked by `manage.py check --deploy`; the remaining warnings are explained in README) -------------------
+HTTPS = env_bool("DJANGO_HTTPS", True)
+SESSION_COOKIE_SECURE = HTTPS
+CSRF_COOKIE_SECURE = HTTPS
+SECURE_SSL_REDIRECT = HTTPS
+# Load balancers and Prometheus probe these over plain HTTP inside the network.
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
+SECURE_HSTS_SECONDS = env_int("DJANGO_HSTS_SECONDS", 31536000, minimum=0) if HTTPS else 0
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("DJANGO_HSTS_PRELOAD", False)
+if env_bool("DJANGO_TRUST_X_FORWARDED_PROTO", False):
+    # Only behind a proxy that always sets this header (Cloud Run, an ingress); otherwise clients could forge it.
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_HTTPONLY = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+
+# --- Django REST framework --------------------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_AUTHENTICATION_CLASSES": [],
+    "DEFAULT_PERMISSION_CLASSES": [],
+    "UNAUTHENTICATED_USER": None,
+    "EXCEPTION_HANDLER": "rideease.errors.api_exception_handler",
+}
+
+# --- Domain settings --------------------------------------------------------------------------------------------------
+EVENT_MAX_BATCH = env_int("EVENT_MAX_BATCH", 1000, minimum=1, maximum=10000)
+EVENT_MAX_PAYLOAD_BYTES = env_int("EVENT_MAX_PAYLOAD_BYTES", 4096, minimum=256)
+EVENT_MAX_FUTURE_SECONDS = env_int("EVENT_MAX_FUTURE_SECONDS", 300, minimum=0)
+TRACE_RETENTION_DAYS = env_int("TRACE_RETENTION_DAYS", 30, minimum=0)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
+    "loggers": {"pymongo": {"level": "WARNING"}},
+}

@@ -1,0 +1,17 @@
+"""Root URLs: the API at the top level (as the blueprint names it), the admin under /admin/ui/, metrics at /metrics."""
+
+from django.contrib import admin
+from django.urls import include, path
+from django_prometheus import exports
+
+urlpatterns = [
+    path("", include("monitoring.urls")),
+    path("", include("recommendations.urls")),
+    path("metrics", exports.ExportToDjangoView, name="metrics"),
+    path("admin/ui/", admin.site.urls),
+]
+
+handler400 = "rideease.errors.bad_request_view"
+handler403 = "rideease.errors.permission_denied_view"
+handler404 = "rideease.errors.not_found_view"
+handler500 = "rideease.errors.server_error_view"
