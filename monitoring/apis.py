@@ -29,7 +29,7 @@ class ReadyzApi(APIView):
     def get(self, request: Request) -> Response:
         checks = readiness_checks()
         ready = all(check.ok for check in checks)
-        body = {
+        body: dict[str, object] = {
             "status": "ready" if ready else "unavailable",
             "checks": {check.name: {"ok": check.ok, "detail": check.detail} for check in checks},
         }

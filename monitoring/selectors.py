@@ -30,7 +30,7 @@ def database_check(*, using: str = "default") -> CheckResult:
         with pymongo.timeout(READINESS_DB_TIMEOUT_SECONDS):
             connection = connections[using]
             connection.ensure_connection()
-            connection.connection.admin.command("ping")  # type: ignore[attr-defined]
+            connection.connection.admin.command("ping")
     except PyMongoError as exc:
         return CheckResult(name="database", ok=False, detail=f"database unreachable: {type(exc).__name__}")
     return CheckResult(name="database", ok=True, detail="ping ok")

@@ -5,6 +5,7 @@ import command can use it without DRF.
 """
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -146,7 +147,7 @@ def event_validate(raw: object, *, now: datetime, limits: EventLimits) -> EventI
 
 
 def events_validate(
-    raws: list[object], *, now: datetime, limits: EventLimits, first_index: int = 0
+    raws: Sequence[object], *, now: datetime, limits: EventLimits, first_index: int = 0
 ) -> tuple[list[EventInput], list[EventRejection]]:
     """Validate a batch; return the valid events and one rejection per invalid event (by index)."""
     valid: list[EventInput] = []

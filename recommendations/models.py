@@ -16,7 +16,8 @@ class RawEvent(models.Model):
 
     type = models.CharField(max_length=16, choices=EventType.choices)
     user_id = models.CharField(max_length=128, db_column="userId")
-    item_id = models.CharField(max_length=128, null=True, blank=True, db_column="itemId")
+    # null, not "": the event concerns no item (an exposure lists its items in the payload instead).
+    item_id = models.CharField(max_length=128, null=True, blank=True, db_column="itemId")  # noqa: DJ001
     ts = models.DateTimeField()
     payload = models.JSONField(default=dict, blank=True)
     received_at = models.DateTimeField(db_column="receivedAt")

@@ -48,7 +48,7 @@ def raw_event_store_many(*, events: Sequence[EventInput], received_at: datetime 
     return len(rows)
 
 
-def raw_event_ingest(*, raws: list[object], now: datetime | None = None) -> IngestResult:
+def raw_event_ingest(*, raws: Sequence[object], now: datetime | None = None) -> IngestResult:
     """Validate a batch and store its valid events; invalid ones are reported, not stored.
 
     Valid events are kept even when others in the batch fail, so one bad event never costs a client the rest.
@@ -63,7 +63,6 @@ def raw_event_delete_all() -> int:
     """Delete every stored event (used by `seed_demo --replace`); return how many were deleted."""
     deleted, _ = RawEvent.objects.all().delete()
     return deleted
-
 
 
 @dataclass

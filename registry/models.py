@@ -42,7 +42,8 @@ class ServingState(models.Model):
 
     experiment = models.CharField(max_length=64, unique=True, default="rec-engine")
     control_version = models.CharField(max_length=32, db_column="controlVersion")
-    treatment_version = models.CharField(max_length=32, null=True, blank=True, db_column="treatmentVersion")
+    # null, not "": no treatment is configured, so every user gets the control version.
+    treatment_version = models.CharField(max_length=32, null=True, blank=True, db_column="treatmentVersion")  # noqa: DJ001
     treatment_share = models.FloatField(default=0.5, db_column="treatmentShare")
     # Incremented by every accepted change; a change is a conditional write on the revision it read.
     revision = models.PositiveIntegerField(default=1)

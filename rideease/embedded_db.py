@@ -88,7 +88,9 @@ def _wait_until_ready(server: EmbeddedDb, log_path: Path | None) -> None:
     raise EmbeddedDbError(f"the database server did not answer on {server.uri} within {STARTUP_TIMEOUT_SECONDS:.0f}s")
 
 
-def embedded_db_start(*, port: int, storage: str | Path, host: str = "127.0.0.1", log_path: Path | None = None) -> EmbeddedDb:
+def embedded_db_start(
+    *, port: int, storage: str | Path, host: str = "127.0.0.1", log_path: Path | None = None
+) -> EmbeddedDb:
     """Start SecantusDB on host:port with data in `storage` (":memory:" for a throwaway one) and wait for it."""
     if port_in_use(host, port):
         raise EmbeddedDbError(

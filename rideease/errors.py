@@ -65,8 +65,9 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, drf_exceptions.APIException):
         code, message, details = _drf_error(exc)
         response = Response(error_body(code, message, details), status=exc.status_code)
-        if isinstance(exc, drf_exceptions.Throttled) and exc.wait is not None:
-            response["Retry-After"] = str(int(exc.wait))
+        wait = getattr(exc, "wait", None)
+        if isinstance(exc, drf_exceptions.Throttled) and wait is not None:
+            response["Retry-After"] = str(int(wait))
         return response
     # An unexpected failure: log the traceback for operators, never send it to the client.
     logger.exception("Unhandled error in %s", context.get("view").__class__.__name__)

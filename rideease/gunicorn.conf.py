@@ -39,4 +39,4 @@ def child_exit(server: Any, worker: Any) -> None:
     """Merge a dead worker's live gauges out of the totals."""
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid)
+    multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]

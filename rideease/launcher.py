@@ -60,7 +60,9 @@ def _start_database(var_dir: Path) -> tuple[str, EmbeddedDb | None]:
     storage = var_dir / "mongodb"
     started = time.monotonic()
     server = embedded_db_start(port=port, storage=storage, log_path=var_dir / "mongodb.log")
-    _say(f"database: embedded SecantusDB on {server.uri} (data in {storage}), ready in {time.monotonic() - started:.1f}s")
+    _say(
+        f"database: embedded SecantusDB on {server.uri} (data in {storage}), ready in {time.monotonic() - started:.1f}s"
+    )
     return server.uri, server
 
 

@@ -11,7 +11,9 @@ APP_VERSION = __version__
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
 # A development key is only acceptable with DEBUG on; production must bring its own.
-SECRET_KEY = env_str("DJANGO_SECRET_KEY", "insecure-development-key-only-for-debug" if DEBUG else None, required=not DEBUG)
+SECRET_KEY = env_str(
+    "DJANGO_SECRET_KEY", "insecure-development-key-only-for-debug" if DEBUG else None, required=not DEBUG
+)
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -118,7 +120,7 @@ STORAGES = {
 # A full batch of events with maximal payloads fits; anything larger is refused with 413 before parsing.
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_REQUEST_BODY_BYTES", 8 * 1024 * 1024, minimum=1024)
 
-# --- Security (checked by `manage.py check --deploy`; the remaining warnings are explained in README) -------------------
+# --- Security (checked by `manage.py check --deploy`; the remaining warnings are explained in README) ---
 HTTPS = env_bool("DJANGO_HTTPS", True)
 SESSION_COOKIE_SECURE = HTTPS
 CSRF_COOKIE_SECURE = HTTPS

@@ -4,8 +4,15 @@ from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.management import call_command
 from django.test import Client
 from rest_framework.test import APIClient
+
+
+@pytest.fixture(scope="session", autouse=True)
+def collected_static_files() -> None:
+    """Collect static files once, as a deployment does: the admin's pages need the manifest."""
+    call_command("collectstatic", "--noinput", verbosity=0)
 
 
 @pytest.fixture

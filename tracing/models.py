@@ -18,7 +18,8 @@ class PredictionTrace(models.Model):
     recommendations = models.JSONField(default=list)
     latency_ms = models.FloatField(db_column="latencyMs")
     metadata = models.JSONField(default=dict, blank=True)
-    fallback_reason = models.CharField(max_length=64, null=True, blank=True, db_column="fallbackReason")
+    # null, not "": the variant's own version served, with no fallback.
+    fallback_reason = models.CharField(max_length=64, null=True, blank=True, db_column="fallbackReason")  # noqa: DJ001
     created_at = models.DateTimeField(db_column="createdAt")
 
     class Meta:

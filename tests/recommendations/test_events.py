@@ -67,7 +67,9 @@ def test_each_rule_rejects_with_a_message_on_the_field(raw: dict[str, object], f
 
 
 def test_ts_just_inside_the_future_tolerance_is_accepted() -> None:
-    assert isinstance(validate({"type": "view", "userId": "u", "itemId": "i", "ts": "2026-11-26T12:04:59Z"}), EventInput)
+    assert isinstance(
+        validate({"type": "view", "userId": "u", "itemId": "i", "ts": "2026-11-26T12:04:59Z"}), EventInput
+    )
 
 
 def test_non_object_event_is_rejected() -> None:

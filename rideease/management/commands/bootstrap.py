@@ -3,12 +3,13 @@
 import secrets
 from typing import Any
 
-from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from recommendations.demo_data import DemoConfig
 from recommendations.selectors import raw_event_exists
-from rideease.env import env_str
+from rideease.env import env_int, env_str
 
 
 class Command(BaseCommand):
@@ -24,16 +25,22 @@ class Command(BaseCommand):
             self.stdout.write("Demo data: raw_events already has events; leaving them as they are.")
         else:
             self.stdout.write("Demo data: raw_events is empty; seeding the demo world.")
-            call_command("seed_demo", stdout=self.stdout, stderr=self.stderr)
+            defaults = DemoConfig()
+            call_command(
+                "seed_demo",
+                users=env_int("DEMO_USERS", defaults.users, minimum=1),
+                events=env_int("DEMO_EVENTS", defaults.events, minimum=1),
+                stdout=self.stdout,
+                stderr=self.stderr,
+            )
         self._ensure_admin()
 
     def _ensure_admin(self) -> None:
-        user_model = get_user_model()
         username = env_str("ADMIN_USERNAME", "admin")
         password = env_str("ADMIN_PASSWORD")
-        if user_model.objects.filter(username=username).exists():
+        if User.objects.filter(username=username).exists():
             if password:
-                user = user_model.objects.get(username=username)
+                user = User.objects.get(username=username)
                 user.set_password(password)
                 user.save(update_fields=["password"])
                 self.stdout.write(f"Admin user: {username!r} exists; password set from ADMIN_PASSWORD.")
@@ -42,7 +49,7 @@ class Command(BaseCommand):
             return
         generated = not password
         password = password or secrets.token_urlsafe(16)
-        user_model.objects.create_superuser(username=username, email=env_str("ADMIN_EMAIL"), password=password)
+        User.objects.create_superuser(username=username, email=env_str("ADMIN_EMAIL"), password=password)
         if generated:
             # Printed once, here; it is stored only as a hash.
             self.stdout.write(f"Admin user: created {username!r} with the generated password: {password}")

@@ -1,0 +1,43 @@
+"""/healthz and /readyz, in-process and against gunicorn with the database really stopped."""
+
+import json
+from pathlib import Path
+
+import pytest
+from rest_framework.test import APIClient
+
+from rideease import __version__
+from rideease.embedded_db import embedded_db_start, embedded_db_stop, free_port
+from tests.servers import gunicorn_app, http_get
+
+
+@pytest.mark.django_db
+def test_healthz_reports_liveness_uptime_and_version(api_client: APIClient) -> None:
+    body = api_client.get("/healthz").json()
+    assert body["status"] == "ok"
+    assert body["version"] == __version__
+    assert body["uptimeSeconds"] >= 0
+
+
+@pytest.mark.django_db
+def test_readyz_is_200_when_the_database_answers(api_client: APIClient) -> None:
+    response = api_client.get("/readyz")
+    assert response.status_code == 200
+    assert response.json()["checks"]["database"]["ok"] is True
+
+
+@pytest.mark.slow
+def test_with_the_database_stopped_readyz_is_503_and_healthz_stays_200(tmp_path: Path) -> None:
+    server = embedded_db_start(port=free_port(), storage=":memory:")
+    try:
+        with gunicorn_app(mongodb_uri=server.uri, mongodb_db="readyz_check", var_dir=tmp_path) as base:
+            assert http_get(f"{base}/readyz")[0] == 200
+            embedded_db_stop(server)
+            status, body = http_get(f"{base}/readyz")
+            assert status == 503
+            error = json.loads(body)
+            assert error["error"] == "not_ready"
+            assert "database unreachable" in error["message"]
+            assert http_get(f"{base}/healthz")[0] == 200
+    finally:
+        embedded_db_stop(server)
