@@ -19,6 +19,8 @@ keepalive = 5
 accesslog = "-"
 errorlog = "-"
 wsgi_app = "rideease.wsgi:application"
+# Unused, and its default path in $HOME would collide between several servers on one machine.
+control_socket_disable = True
 if Path("/dev/shm").is_dir():
     # Heartbeat files on tmpfs: a slow disk must not make the arbiter think workers hang.
     worker_tmp_dir = "/dev/shm"
