@@ -89,10 +89,10 @@ def _session_start(rng: np.random.Generator, end: datetime, days: int) -> dateti
     day = int(rng.integers(0, days))
     hour = int(rng.choice(24, p=_HOUR_WEIGHTS / _HOUR_WEIGHTS.sum()))
     second = int(rng.integers(0, 3600))
-    start_of_day = (end - timedelta(days=day + 1)).replace(hour=0, minute=0, second=0, microsecond=0)
+    start_of_day = (end - timedelta(days=day)).replace(hour=0, minute=0, second=0, microsecond=0)
     moment = start_of_day + timedelta(hours=hour, seconds=second)
-    # Sessions may not start in the future relative to the anchor.
-    return min(moment, end - timedelta(minutes=30))
+    # Every session lies within the last `days` days and ends before the anchor (a session lasts under 30 minutes).
+    return max(min(moment, end - timedelta(minutes=30)), end - timedelta(days=days))
 
 
 def _session_events(rng: np.random.Generator, world: DemoWorld, user: int, start: datetime) -> list[EventInput]:

@@ -25,6 +25,12 @@ class ModelVersion(models.Model):
     artifact_uri = models.CharField(max_length=512, db_column="artifactUri")
     # {file name: sha256 hex} for every artifact file, verified before a version is served.
     artifact_sha256 = models.JSONField(default=dict, db_column="artifactSha256")
+    # {start, end, lookbackDays, testDays, cutoff}: the events this version learned from and was evaluated on.
+    training_window = models.JSONField(default=dict, db_column="trainingWindow")
+    # {events, users, items, trainEvents, testEvents, ...}
+    counts = models.JSONField(default=dict)
+    # Where each provenance value came from: {"dataSnapshotId": "computed", "pipelineGitSha": "git", ...}
+    provenance_sources = models.JSONField(default=dict, db_column="provenanceSources")
     trained_at = models.DateTimeField(db_column="trainedAt")
     created_at = models.DateTimeField(db_column="createdAt")
 
@@ -80,3 +86,22 @@ class ServingStateChange(models.Model):
 
     def __str__(self) -> str:
         return f"r{self.revision} {self.action} {self.target} by {self.actor}"
+
+
+class VersionReservation(models.Model):
+    """A version number taken by a training run that is still publishing, so two runs never pick the same one.
+
+    Deleted when the run registers its version or fails; the unique index on `version` does the arbitration.
+    """
+
+    version = models.CharField(max_length=32, unique=True)
+    version_key = models.BigIntegerField(db_column="versionKey")
+    owner = models.CharField(max_length=200)
+    reserved_at = models.DateTimeField(db_column="reservedAt")
+
+    class Meta:
+        db_table = "model_version_reservations"
+        indexes = [models.Index(fields=["-version_key"], name="reservations_version_key")]
+
+    def __str__(self) -> str:
+        return f"{self.version} reserved by {self.owner}"

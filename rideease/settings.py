@@ -154,6 +154,24 @@ EVENT_MAX_PAYLOAD_BYTES = env_int("EVENT_MAX_PAYLOAD_BYTES", 4096, minimum=256)
 EVENT_MAX_FUTURE_SECONDS = env_int("EVENT_MAX_FUTURE_SECONDS", 300, minimum=0)
 TRACE_RETENTION_DAYS = env_int("TRACE_RETENTION_DAYS", 30, minimum=0)
 
+# --- Model registry and training -------------------------------------------------------------------------------------
+MODEL_NAME = env_str("MODEL_NAME", "rec-engine")
+# Where artifacts go: a local path or file:// URI, s3://bucket/prefix or gs://bucket/prefix.
+MODEL_REGISTRY_URI = env_str("MODEL_REGISTRY_URI", str(BASE_DIR / "model_registry"))
+# An S3-compatible endpoint (MinIO, a local S3 server); unset for AWS itself.
+MODEL_REGISTRY_S3_ENDPOINT_URL = env_str("MODEL_REGISTRY_S3_ENDPOINT_URL") or None
+# Local copies of loaded versions, verified against their sha256 on every load.
+MODEL_CACHE_DIR = Path(env_str("MODEL_CACHE_DIR", str(VAR_DIR / "model_cache")))
+TRAINING_LOOKBACK_DAYS = env_int("TRAINING_LOOKBACK_DAYS", 30, minimum=1, maximum=3650)
+TRAINING_TEST_DAYS = env_int("TRAINING_TEST_DAYS", 3, minimum=1, maximum=365)
+TRAINING_ALGORITHM = env_str("TRAINING_ALGORITHM", "itemknn")
+TRAINING_REQUIRE_BETTER_THAN_BASELINE = env_bool("TRAINING_REQUIRE_BETTER_THAN_BASELINE", False)
+# Provenance given by the pipeline that runs the trainer; each falls back as docs/TRAINING.md explains.
+MODEL_VERSION = env_str("MODEL_VERSION") or None
+DATA_SNAPSHOT_ID = env_str("DATA_SNAPSHOT_ID") or None
+PIPELINE_GIT_SHA = env_str("PIPELINE_GIT_SHA") or None
+CONTAINER_IMAGE_DIGEST = env_str("CONTAINER_IMAGE_DIGEST") or None
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -56,7 +56,7 @@ def test_events_fall_inside_the_window_and_cover_every_interaction_type() -> Non
     events = [event for chunk in demo_events_generate(config, end=end) for event in chunk]
     assert len(events) == 5000
     assert {event.type for event in events} == {"view", "play", "book", "skip"}
-    assert min(event.ts for event in events) >= datetime(2026, 10, 22, tzinfo=UTC)
+    assert min(event.ts for event in events) >= datetime(2026, 10, 22, tzinfo=UTC)  # exactly --days before the end
     assert max(event.ts for event in events) <= end
 
 

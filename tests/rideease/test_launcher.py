@@ -45,6 +45,7 @@ def launcher(var_dir: Path, db_port: int, http_port: int) -> Iterator[tuple[subp
             "DEMO_EVENTS": "1500",
             "ADMIN_USERNAME": "admin",
             "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "prometheus"),
+            "MODEL_REGISTRY_URI": str(var_dir / "registry"),
         }
     )
     process = subprocess.Popen(
@@ -82,6 +83,9 @@ def test_run_serves_demo_data_stops_cleanly_and_keeps_the_data(tmp_path: Path) -
     output = "\n".join(lines)
     assert "raw_events is empty; seeding" in output
     assert "created 'admin' with the generated password" in output
+    assert "Models: training itemknn to serve as control." in output
+    assert "Models: training svd to serve as treatment." in output
+    assert sorted(path.name for path in (tmp_path / "registry").iterdir()) == ["v1.0.0", "v1.1.0"]
     assert f"{base}/admin/ui/" in output and f"{base}/metrics" in output
     assert not port_in_use("127.0.0.1", db_port)
     assert not port_in_use("127.0.0.1", http_port)
@@ -96,4 +100,5 @@ def test_run_serves_demo_data_stops_cleanly_and_keeps_the_data(tmp_path: Path) -
     output = "\n".join(lines)
     assert "already has events; leaving them as they are" in output
     assert "Admin user: 'admin' exists." in output
+    assert "Models: versions are registered; not training." in output
     assert not port_in_use("127.0.0.1", db_port)

@@ -9,11 +9,18 @@ from django.core.management.base import BaseCommand, CommandParser
 
 from recommendations.demo_data import DemoConfig
 from recommendations.selectors import raw_event_exists
+from registry.models import ModelVersion
 from rideease.env import env_int, env_str
+
+# The first two versions: item-item k-NN as control, truncated SVD as the challenger.
+FIRST_MODELS = (("itemknn", "control"), ("svd", "treatment"))
 
 
 class Command(BaseCommand):
-    help = "Seed demo events when raw_events is empty and make sure an admin user exists (idempotent)."
+    help = (
+        "Seed demo events when raw_events is empty, train and serve the first two models when none is registered, "
+        "and make sure an admin user exists (idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-demo", action="store_true", help="do not seed demo events")
@@ -33,7 +40,20 @@ class Command(BaseCommand):
                 stdout=self.stdout,
                 stderr=self.stderr,
             )
+        self._first_models(options["no_demo"])
         self._ensure_admin()
+
+    def _first_models(self, skip: bool) -> None:
+        """On a database without models, train the first two versions and serve them as control and treatment."""
+        if ModelVersion.objects.exists():
+            self.stdout.write("Models: versions are registered; not training.")
+            return
+        if skip or not raw_event_exists():
+            self.stdout.write("Models: none registered and no events to learn from; run `manage.py train` later.")
+            return
+        for algorithm, target in FIRST_MODELS:
+            self.stdout.write(f"Models: training {algorithm} to serve as {target}.")
+            call_command("train", algorithm=algorithm, promote=target, stdout=self.stdout, stderr=self.stderr)
 
     def _ensure_admin(self) -> None:
         username = env_str("ADMIN_USERNAME", "admin")

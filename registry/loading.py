@@ -1,0 +1,99 @@
+"""Loading a registered version for serving: download to a local cache, verify every sha256, rebuild the model."""
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from django.conf import settings
+
+from recommendations.recommender import Recommender
+from registry.artifacts import (
+    ARRAYS_FILE,
+    METADATA_FILE,
+    MODEL_FILE,
+    ArtifactFormatError,
+    model_files_load,
+    sha256_hex,
+)
+from registry.models import ModelStatus, ModelVersion
+from registry.storage import ArtifactStore, ArtifactStoreError, artifact_store_from_uri
+from rideease.errors import ApplicationError
+
+ARTIFACT_FILES = (MODEL_FILE, ARRAYS_FILE, METADATA_FILE)
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A verified, ready-to-score model version."""
+
+    version: str
+    model: Recommender
+    # sha256 of metadata.json, which itself lists the sha256 of every other file: one value pins the whole version.
+    artifact_sha256: str
+    data_snapshot_id: str
+    pipeline_git_sha: str
+    container_image_digest: str
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(handle, "wb") as out:
+            out.write(data)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _fetch_verified(store: ArtifactStore, cache: Path, name: str, expected: str, version: str) -> bytes:
+    cached = cache / name
+    if cached.exists():
+        data = cached.read_bytes()
+        if sha256_hex(data) == expected:
+            return data
+    try:
+        data = store.get_bytes(name)
+    except ArtifactStoreError as exc:
+        raise ApplicationError("artifact_unavailable", f"{version}/{name}: {exc}", status=409) from exc
+    actual = sha256_hex(data)
+    if actual != expected:
+        raise ApplicationError(
+            "artifact_corrupt",
+            f"{version}/{name} does not match its registered sha256; refusing to load it.",
+            status=409,
+            details={"version": version, "file": name, "expected": expected, "actual": actual},
+        )
+    _write_atomically(cached, data)
+    return data
+
+
+def model_version_load(*, version: str, cache_dir: Path | None = None) -> LoadedModel:
+    """Load a ready version, verifying every artifact file against the sha256 registered with it."""
+    record = ModelVersion.objects.filter(version=version).first()
+    if record is None:
+        raise ApplicationError("version_not_found", f"Version {version} is not registered.", status=404)
+    if record.status != ModelStatus.READY:
+        raise ApplicationError("version_not_ready", f"Version {version} is {record.status}.", status=409)
+    missing = [name for name in ARTIFACT_FILES if name not in record.artifact_sha256]
+    if missing:
+        raise ApplicationError("artifact_corrupt", f"{version} has no registered sha256 for {missing}.", status=409)
+    store = artifact_store_from_uri(record.artifact_uri, s3_endpoint_url=settings.MODEL_REGISTRY_S3_ENDPOINT_URL)
+    cache = (cache_dir or Path(settings.MODEL_CACHE_DIR)) / version
+    files = {
+        name: _fetch_verified(store, cache, name, record.artifact_sha256[name], version) for name in ARTIFACT_FILES
+    }
+    try:
+        model = model_files_load(files[MODEL_FILE], files[ARRAYS_FILE])
+    except ArtifactFormatError as exc:
+        raise ApplicationError("artifact_corrupt", f"{version}: {exc}", status=409) from exc
+    return LoadedModel(
+        version=version,
+        model=model,
+        artifact_sha256=record.artifact_sha256[METADATA_FILE],
+        data_snapshot_id=record.data_snapshot_id,
+        pipeline_git_sha=record.pipeline_git_sha,
+        container_image_digest=record.container_image_digest,
+    )

@@ -1,0 +1,217 @@
+"""The training run behind `manage.py train`: read the window, fit and evaluate, gate, publish, register, promote."""
+
+import hashlib
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.utils import timezone
+
+from recommendations.recommender import ALGORITHMS
+from recommendations.selectors import training_events_iter
+from recommendations.training import TrainingOutcome, train_and_evaluate
+from recommendations.training_data import InteractionsBuilder, TrainingData
+from registry.services import (
+    Provenance,
+    PublishedVersion,
+    ServingStateInfo,
+    VersionDraft,
+    model_version_publish,
+    model_version_release,
+    model_version_reserve,
+    serving_state_switch,
+)
+from registry.storage import ArtifactStoreError, artifact_store_from_uri
+from rideease.errors import ApplicationError
+
+PROGRESS_EVERY = 50_000
+PROMOTE_TARGETS = ("none", "control", "treatment")
+
+
+@dataclass(frozen=True)
+class TrainingRequest:
+    lookback_days: int
+    test_days: int
+    algorithm: str
+    params: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+    promote: str = "none"
+    require_better_than_baseline: bool = False
+    requested_version: str | None = None
+    actor: str = "manage.py train"
+    now: datetime | None = None
+
+
+@dataclass
+class TrainingReport:
+    algorithm: str
+    window: dict[str, Any]
+    dry_run: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance | None = None
+    published: PublishedVersion | None = None
+    promoted: ServingStateInfo | None = None
+
+
+Stage = Callable[[str, str], None]
+Progress = Callable[[int], None]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(["git", "-C", str(settings.BASE_DIR), *args], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _git_source() -> tuple[str, str] | None:
+    """The checkout's commit, and whether the working tree differed from it (the code that ran is then not HEAD)."""
+    sha = _git("rev-parse", "HEAD")
+    if not sha:
+        return None
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    return sha, "git rev-parse HEAD" + (" (working tree had uncommitted changes)" if dirty else "")
+
+
+def provenance_resolve(*, window: dict[str, Any], events: int, digest: str) -> Provenance:
+    """Each provenance value, and where it came from; never a silent "unknown"."""
+    sources: dict[str, str] = {}
+    if settings.DATA_SNAPSHOT_ID:
+        snapshot, sources["dataSnapshotId"] = settings.DATA_SNAPSHOT_ID, "env DATA_SNAPSHOT_ID"
+    else:
+        basis = f"{window['start']}|{window['end']}|{events}|{digest}"
+        snapshot = "snap-" + hashlib.sha256(basis.encode()).hexdigest()[:20]
+        sources["dataSnapshotId"] = "computed: sha256 of window start, end, event count and event digest"
+    git = None if settings.PIPELINE_GIT_SHA else _git_source()
+    if settings.PIPELINE_GIT_SHA:
+        sha, sources["pipelineGitSha"] = settings.PIPELINE_GIT_SHA, "env PIPELINE_GIT_SHA"
+    elif git:
+        sha, sources["pipelineGitSha"] = git
+    else:
+        sha, sources["pipelineGitSha"] = "unavailable", "unavailable: PIPELINE_GIT_SHA unset and no git checkout"
+    if settings.CONTAINER_IMAGE_DIGEST:
+        image, sources["containerImageDigest"] = settings.CONTAINER_IMAGE_DIGEST, "env CONTAINER_IMAGE_DIGEST"
+    else:
+        image = "unavailable"
+        sources["containerImageDigest"] = "unavailable: CONTAINER_IMAGE_DIGEST unset (not run from a built image)"
+    return Provenance(data_snapshot_id=snapshot, pipeline_git_sha=sha, container_image_digest=image, sources=sources)
+
+
+def _check_request(request: TrainingRequest) -> None:
+    if request.algorithm not in ALGORITHMS:
+        raise ApplicationError("invalid_algorithm", f"algorithm must be one of {', '.join(ALGORITHMS)}.", status=400)
+    if request.promote not in PROMOTE_TARGETS:
+        raise ApplicationError("invalid_promote", f"promote must be one of {', '.join(PROMOTE_TARGETS)}.", status=400)
+    if request.test_days >= request.lookback_days:
+        raise ApplicationError("invalid_window", "test days must be fewer than lookback days.", status=400)
+
+
+def _read(start: datetime, end: datetime, progress: Progress | None) -> TrainingData:
+    builder = InteractionsBuilder()
+    for event in training_events_iter(start=start, end=end):
+        builder.add(*event)
+        if progress and len(builder) % PROGRESS_EVERY == 0:
+            progress(len(builder))
+    if progress:
+        progress(len(builder))
+    return builder.build()
+
+
+def _publish(request: TrainingRequest, report: TrainingReport, outcome: TrainingOutcome) -> PublishedVersion:
+    assert report.provenance is not None
+    try:
+        store = artifact_store_from_uri(
+            settings.MODEL_REGISTRY_URI,
+            s3_endpoint_url=settings.MODEL_REGISTRY_S3_ENDPOINT_URL,
+            base_dir=settings.BASE_DIR,
+        )
+    except ArtifactStoreError as exc:
+        raise ApplicationError("storage_unavailable", f"MODEL_REGISTRY_URI: {exc}") from exc
+    version = model_version_reserve(requested=request.requested_version)
+    try:
+        draft = VersionDraft(
+            version=version,
+            model_name=settings.MODEL_NAME,
+            model=outcome.model,
+            metrics=outcome.metrics,
+            training_window=report.window,
+            counts=outcome.counts,
+            provenance=report.provenance,
+            trained_at=timezone.now(),
+        )
+        return model_version_publish(store=store, draft=draft)
+    finally:
+        model_version_release(version=version)
+
+
+def training_run(request: TrainingRequest, *, stage: Stage, progress: Progress | None = None) -> TrainingReport:
+    """Run one training; `stage(name, message)` is told as each stage ends. Raises ApplicationError on failure."""
+    _check_request(request)
+    end = request.now or timezone.now()
+    start = end - timedelta(days=request.lookback_days)
+    cutoff = end - timedelta(days=request.test_days)
+    window = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "lookbackDays": request.lookback_days,
+        "testDays": request.test_days,
+        "cutoff": cutoff.isoformat(),
+    }
+    report = TrainingReport(algorithm=request.algorithm, window=window, dry_run=request.dry_run)
+    clock = time.monotonic()
+    data = _read(start, end, progress)
+    report.timings["read"] = round(time.monotonic() - clock, 3)
+    events = len(data.interactions)
+    if events == 0:
+        raise ApplicationError("no_events", f"No interaction events between {start:%Y-%m-%d} and {end:%Y-%m-%d}.")
+    stage("read", f"{events} events, {len(data.interactions.user_ids)} users in {report.timings['read']}s")
+    report.provenance = provenance_resolve(window=window, events=events, digest=data.events_digest)
+
+    clock = time.monotonic()
+    try:
+        outcome = train_and_evaluate(
+            data.interactions, algorithm=request.algorithm, params=request.params, cutoff=int(cutoff.timestamp())
+        )
+    except ValueError as exc:
+        raise ApplicationError("training_failed", str(exc)) from exc
+    report.timings["fit_and_evaluate"] = round(time.monotonic() - clock, 3)
+    report.metrics, report.counts = outcome.metrics, outcome.counts
+    candidate, baseline = outcome.metrics["candidate"], outcome.metrics["baseline"]
+    stage(
+        "evaluate",
+        f"NDCG@10 {candidate['ndcg@10']} vs popularity {baseline['ndcg@10']} "
+        f"({candidate['users']} users) in {report.timings['fit_and_evaluate']}s",
+    )
+    if request.require_better_than_baseline and not outcome.beats_baseline:
+        raise ApplicationError(
+            "quality_gate",
+            f"{request.algorithm} does not beat popularity on NDCG@10 "
+            f"({candidate['ndcg@10']} <= {baseline['ndcg@10']}); nothing published.",
+            details={"candidate": candidate["ndcg@10"], "baseline": baseline["ndcg@10"]},
+        )
+    if request.dry_run:
+        stage("publish", "skipped (dry run)")
+        return report
+
+    clock = time.monotonic()
+    report.published = _publish(request, report, outcome)
+    report.timings["publish"] = round(time.monotonic() - clock, 3)
+    stage("publish", f"{report.published.version} at {report.published.artifact_uri} in {report.timings['publish']}s")
+    if request.promote != "none":
+        report.promoted = serving_state_switch(
+            version=report.published.version,
+            target=request.promote,
+            actor=request.actor,
+            reason=f"promoted by training run ({request.algorithm})",
+        )
+        stage(
+            "promote", f"{report.published.version} now serves {request.promote} (revision {report.promoted.revision})"
+        )
+    return report

@@ -1,0 +1,112 @@
+"""The recommenders on small data whose answers can be worked out by hand."""
+
+import math
+
+import numpy as np
+import pytest
+
+from recommendations.recommender import (
+    ItemKNNModel,
+    PopularityModel,
+    SVDModel,
+    interaction_matrix,
+    interactions_from_records,
+    recommender_fit,
+)
+
+# a booked x and viewed y; b booked x and y; c viewed z; d viewed w once and skipped it twice.
+RECORDS = [
+    ("a", "x", "book", 1),
+    ("a", "y", "view", 2),
+    ("b", "x", "book", 3),
+    ("b", "y", "book", 4),
+    ("c", "z", "view", 5),
+    ("d", "w", "view", 6),
+    ("d", "w", "skip", 7),
+    ("d", "w", "skip", 8),
+]
+DATA = interactions_from_records(RECORDS)
+L5, L1 = math.log1p(5), math.log1p(1)
+
+
+def items(result: list[tuple[str, float]]) -> list[str]:
+    return [item for item, _ in result]
+
+
+def test_event_weights_are_summed_clipped_at_zero_and_damped() -> None:
+    matrix = interaction_matrix(DATA).toarray()
+    users, cols = {u: i for i, u in enumerate(DATA.user_ids)}, {t: i for i, t in enumerate(DATA.item_ids)}
+    assert matrix[users["a"], cols["x"]] == pytest.approx(L5)
+    assert matrix[users["a"], cols["y"]] == pytest.approx(L1)
+    # view (+1) and two skips (-2) leave no interest at all
+    assert matrix[users["d"], cols["w"]] == 0.0
+
+
+def test_popularity_ranks_by_total_damped_interest() -> None:
+    model = PopularityModel.fit(DATA)
+    result = model.recommend("anyone", 10)
+    assert items(result) == ["x", "y", "z", "w"]
+    assert [round(score, 6) for _, score in result] == [round(2 * L5, 6), round(L1 + L5, 6), round(L1, 6), 0.0]
+
+
+def test_itemknn_scores_by_similarity_to_the_riders_own_history() -> None:
+    model = ItemKNNModel.fit(DATA)
+    x_norm, y_norm = math.hypot(L5, L5), math.hypot(L1, L5)
+    cos_xy = (L5 * L1 + L5 * L5) / (x_norm * y_norm)
+    scores = dict(model.recommend("a", 2))
+    assert scores["x"] == pytest.approx(L5 * 1.0 + L1 * cos_xy, rel=1e-4)
+    assert scores["y"] == pytest.approx(L5 * cos_xy + L1 * 1.0, rel=1e-4)
+    assert items(model.recommend("a", 2)) == ["x", "y"]
+
+
+def test_a_short_personal_list_is_filled_with_popular_items() -> None:
+    model = ItemKNNModel.fit(DATA)
+    # c only knows z, which nobody else touched: z first, then the popular items in popularity order.
+    assert items(model.recommend("c", 3)) == ["z", "x", "y"]
+
+
+def test_unknown_riders_get_the_popularity_list() -> None:
+    for model in (ItemKNNModel.fit(DATA), SVDModel.fit(DATA, factors=2)):
+        assert model.recommend("stranger", 3) == PopularityModel.fit(DATA).recommend("stranger", 3)
+
+
+def test_a_rider_whose_only_signal_was_skipped_gets_popular_items() -> None:
+    assert items(ItemKNNModel.fit(DATA).recommend("d", 2)) == ["x", "y"]
+
+
+def test_converted_items_are_filtered_when_asked() -> None:
+    keep = ItemKNNModel.fit(DATA)
+    drop = ItemKNNModel.fit(DATA, exclude_converted=True)
+    assert "x" in items(keep.recommend("a", 4))
+    assert items(drop.recommend("a", 4)) == ["y", "z", "w"]
+    assert items(drop.recommend("b", 4)) == ["z", "w"]
+
+
+def test_svd_recovers_the_co_occurrence_structure() -> None:
+    model = SVDModel.fit(DATA, factors=2, seed=0)
+    assert items(model.recommend("a", 2)) == ["x", "y"]
+    assert model.params["factors"] == 2
+
+
+def test_k_larger_than_the_catalogue_returns_every_item_once() -> None:
+    result = items(recommender_fit("itemknn", DATA).recommend("a", 50))
+    assert sorted(result) == sorted(DATA.item_ids)
+
+
+def test_ties_are_broken_the_same_way_every_time() -> None:
+    records = [(f"u{n}", item, "view", n) for n, item in enumerate(["p", "q", "r", "s"])]
+    model = PopularityModel.fit(interactions_from_records(records))
+    assert items(model.recommend("x", 4)) == ["p", "q", "r", "s"]
+
+
+def test_unknown_algorithms_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown algorithm 'magic'"):
+        recommender_fit("magic", DATA)
+
+
+def test_scores_are_finite_and_sorted_for_every_user() -> None:
+    model = SVDModel.fit(DATA, factors=2)
+    for user in DATA.user_ids:
+        scores = [score for _, score in model.recommend(user, 4)]
+        assert all(np.isfinite(scores))
+        assert scores == sorted(scores, reverse=True)
