@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # Tools import the settings module; a fixed key is enough for linting and type checking.
 TOOL_ENV := DJANGO_SECRET_KEY=lint-and-type-check-only
 
-.PHONY: run test install install-dev lint typecheck pytest clean
+.PHONY: run test bench install install-dev lint typecheck pytest clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ typecheck: install-dev
 
 pytest: install-dev
 	$(PY) -m pytest
+
+## make bench: training cost vs a bare scan, peak memory, scoring latency; writes docs/BENCHMARKS.md.
+bench: install-dev
+	$(PY) tests/benchmarks/bench_training.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

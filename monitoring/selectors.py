@@ -36,6 +36,18 @@ def database_check(*, using: str = "default") -> CheckResult:
     return CheckResult(name="database", ok=True, detail="ping ok")
 
 
+def serving_check() -> CheckResult:
+    """A control model is loaded in this process (the serving state and its versions were read and verified)."""
+    from recommendations.runtime import serving_runtime
+
+    snapshot = serving_runtime().snapshot
+    if snapshot.unavailable is not None or snapshot.control is None:
+        return CheckResult(name="model", ok=False, detail=f"no model loaded: {snapshot.unavailable}")
+    treatment = snapshot.treatment.version if snapshot.treatment else f"none ({snapshot.treatment_fallback})"
+    detail = f"revision {snapshot.revision}: control {snapshot.control.version}, treatment {treatment}"
+    return CheckResult(name="model", ok=True, detail=detail)
+
+
 def readiness_checks() -> list[CheckResult]:
     """Everything that must hold before this process should receive traffic."""
-    return [database_check()]
+    return [database_check(), serving_check()]

@@ -1,12 +1,24 @@
 """HTTP API for user events."""
 
+import re
+import time
+import uuid
+from typing import Any
+
 from django.conf import settings
+from django.utils import timezone
+from pymongo.errors import PyMongoError
+from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from recommendations.services import raw_event_ingest
+from recommendations.runtime import serving_runtime, trace_writer
+from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve
 from rideease.errors import ApplicationError
+from tracing.selectors import request_id_in_use
+
+REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 
 
 class EventIngestApi(APIView):
@@ -35,3 +47,87 @@ class EventIngestApi(APIView):
             raise ApplicationError("validation_error", message, details={"stored": 0, "rejected": rejected})
         status = 201 if not rejected else 200
         return Response({"stored": result.stored, "rejected": rejected}, status=status)
+
+
+class StrictCharField(serializers.CharField):
+    """A CharField that refuses numbers and booleans instead of turning them into strings."""
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")
+        return str(super().to_internal_value(data))
+
+
+class RecommendationInput(serializers.Serializer[dict[str, Any]]):
+    userId = StrictCharField(max_length=128)  # noqa: N815 - the API's field name
+    limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
+
+
+class RecommendationApi(APIView):
+    """GET /recommendations?userId=..&limit=.. and POST /recommendations {userId, limit}: the same answer."""
+
+    def get(self, request: Request) -> Response:
+        unknown = set(request.query_params) - {"userId", "limit"}
+        return self._serve(request, request.query_params.dict(), unknown)
+
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise ApplicationError("validation_error", "The body must be a JSON object {userId, limit}.")
+        return self._serve(request, request.data, set(request.data) - {"userId", "limit"})
+
+    def _serve(self, request: Request, raw: dict[str, Any], unknown: set[str]) -> Response:
+        started = time.perf_counter()
+        if unknown:
+            raise ApplicationError(
+                "validation_error", "Unknown parameters.", details={"fields": dict.fromkeys(sorted(unknown), "unknown")}
+            )
+        data = RecommendationInput(data=raw)
+        data.is_valid(raise_exception=True)
+        request_id, metadata = _request_id(request)
+        metadata["limit"] = data.validated_data["limit"]
+        served = recommendation_serve(
+            user_id=data.validated_data["userId"],
+            limit=data.validated_data["limit"],
+            request_id=request_id,
+            snapshot=serving_runtime().snapshot,
+            salt=settings.EXPERIMENT_SALT,
+            now=timezone.now(),
+        )
+        body = {
+            "requestId": served.request_id,
+            "userId": served.user_id,
+            "variant": served.variant,
+            "modelVersion": served.model.version,
+            "dataSnapshotId": served.model.data_snapshot_id,
+            "recommendations": [{"itemId": item, "score": round(score, 6)} for item, score in served.items],
+            "servedAt": served.served_at.isoformat(),
+        }
+        latency_ms = (time.perf_counter() - started) * 1000
+        trace_writer().submit(*prediction_records(served, latency_ms=latency_ms, metadata=metadata))
+        response = Response(body)
+        response["X-Request-ID"] = served.request_id
+        if "clientRequestId" in metadata:
+            response["X-Client-Request-ID"] = metadata["clientRequestId"]
+        return response
+
+
+def _request_id(request: Request) -> tuple[str, dict[str, Any]]:
+    """The client's X-Request-ID when valid and unused; a fresh one when it cannot be checked."""
+    given = request.META.get("HTTP_X_REQUEST_ID")
+    if given is None:
+        return uuid.uuid4().hex, {}
+    if not REQUEST_ID.match(given):
+        raise ApplicationError(
+            "invalid_request_id",
+            "X-Request-ID must be 1-128 characters of letters, digits and . _ : - (starting with a letter or digit).",
+        )
+    try:
+        in_use = request_id_in_use(request_id=given)
+    except PyMongoError:
+        # Cannot tell whether it is taken: never risk merging two requests under one id.
+        return uuid.uuid4().hex, {"clientRequestId": given, "requestIdReplaced": "database unavailable to check it"}
+    if in_use:
+        raise ApplicationError(
+            "request_id_in_use", f"X-Request-ID {given} was already used by another request.", status=409
+        )
+    return given, {}

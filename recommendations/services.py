@@ -3,13 +3,19 @@
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
 
+from experiments.assignment import variant_assign
 from recommendations.event_files import FileRow
 from recommendations.events import EventInput, EventLimits, EventRejection, event_validate, events_validate
 from recommendations.models import RawEvent
+from recommendations.serving import ServingSnapshot
+from registry.loading import LoadedModel
+from rideease.errors import ApplicationError
+from tracing.writer import exposure_id
 
 INSERT_BATCH_SIZE = 5000
 # An import keeps the first rejections for its report; the rest are only counted.
@@ -116,3 +122,65 @@ def raw_event_import(
             flush()
     flush()
     return result
+
+
+@dataclass(frozen=True)
+class Served:
+    """One answered recommendation request, with everything its trace needs."""
+
+    request_id: str
+    user_id: str
+    variant: str
+    model: LoadedModel
+    revision: int
+    items: list[tuple[str, float]]
+    fallback_reason: str | None
+    served_at: datetime
+
+
+def recommendation_serve(
+    *, user_id: str, limit: int, request_id: str, snapshot: ServingSnapshot, salt: str, now: datetime
+) -> Served:
+    """Assign the user's variant, score with that variant's model (control stands in when it cannot), and answer."""
+    if snapshot.unavailable is not None or snapshot.control is None:
+        raise ApplicationError("serving_unavailable", f"No model can serve: {snapshot.unavailable}.", status=503)
+    variant = variant_assign(user_id, treatment_share=snapshot.treatment_share, salt=salt)
+    model, fallback = snapshot.model_for(variant)
+    items = model.model.recommend(user_id, limit)
+    return Served(request_id, user_id, variant, model, snapshot.revision, items, fallback, now)
+
+
+def prediction_records(served: Served, *, latency_ms: float, metadata: dict[str, Any]) -> tuple[dict[str, Any], ...]:
+    """The trace and the exposure event of a served request, as the documents the trace writer inserts."""
+    recommendations = [{"itemId": item, "score": round(score, 6)} for item, score in served.items]
+    trace = {
+        "requestId": served.request_id,
+        "userId": served.user_id,
+        "variant": served.variant,
+        "modelVersion": served.model.version,
+        "artifactSha256": served.model.artifact_sha256,
+        "servingRevision": served.revision,
+        "dataSnapshotId": served.model.data_snapshot_id,
+        "pipelineGitSha": served.model.pipeline_git_sha,
+        "containerImageDigest": served.model.container_image_digest,
+        "recommendations": recommendations,
+        "latencyMs": round(latency_ms, 3),
+        "metadata": metadata,
+        "fallbackReason": served.fallback_reason,
+        "createdAt": served.served_at,
+    }
+    exposure = {
+        "_id": exposure_id(served.request_id),
+        "type": "recommend",
+        "userId": served.user_id,
+        "itemId": None,
+        "ts": served.served_at,
+        "payload": {
+            "requestId": served.request_id,
+            "variant": served.variant,
+            "modelVersion": served.model.version,
+            "items": [item for item, _ in served.items],
+        },
+        "receivedAt": served.served_at,
+    }
+    return trace, exposure

@@ -2,8 +2,9 @@
 
 from django.urls import path
 
-from recommendations.apis import EventIngestApi
+from recommendations.apis import EventIngestApi, RecommendationApi
 
 urlpatterns = [
     path("events", EventIngestApi.as_view(), name="events"),
+    path("recommendations", RecommendationApi.as_view(), name="recommendations"),
 ]

@@ -80,9 +80,8 @@ class ServingStateChange(models.Model):
     class Meta:
         db_table = "serving_state_changes"
         ordering = ["-revision"]
-        constraints = [
-            models.UniqueConstraint(fields=["experiment", "revision"], name="serving_change_unique_revision"),
-        ]
+        # Unique (experiment, revision) is created by migration 0002 with pymongo: the backend's UniqueConstraint
+        # adds a partial filter ($type "long") that small integers, stored as int32, never match.
 
     def __str__(self) -> str:
         return f"r{self.revision} {self.action} {self.target} by {self.actor}"

@@ -42,3 +42,18 @@ def child_exit(server: Any, worker: Any) -> None:
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
+
+
+def post_worker_init(worker: Any) -> None:
+    """Load the serving state and models, and replay any trace spool, before the worker takes requests."""
+    from recommendations.runtime import serving_runtime, trace_writer
+
+    trace_writer()
+    serving_runtime()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Flush queued traces (to the database, or to the spool when it is down) before the worker goes."""
+    from recommendations.runtime import runtime_shutdown
+
+    runtime_shutdown()

@@ -172,6 +172,19 @@ DATA_SNAPSHOT_ID = env_str("DATA_SNAPSHOT_ID") or None
 PIPELINE_GIT_SHA = env_str("PIPELINE_GIT_SHA") or None
 CONTAINER_IMAGE_DIGEST = env_str("CONTAINER_IMAGE_DIGEST") or None
 
+# --- Serving and traces -----------------------------------------------------------------------------------------------
+# The admin API key (X-API-Key on /admin/* and /traces/*). Unset: those endpoints answer 503 "admin API disabled".
+MODEL_ADMIN_API_KEY = env_str("MODEL_ADMIN_API_KEY")
+# How often each worker checks the serving state's revision (a switch reaches every worker within this time).
+SERVING_REFRESH_SECONDS = float(env_int("SERVING_REFRESH_MS", 500, minimum=50)) / 1000
+# Salt of the variant assignment hash; changing it reshuffles every user.
+EXPERIMENT_SALT = env_str("EXPERIMENT_SALT", "rec-engine")
+# Traces and exposures are written in the background every TRACE_FLUSH_MS; when the database is down they wait in
+# TRACE_SPOOL_DIR (at most TRACE_SPOOL_MAX_BYTES) and are replayed when it returns.
+TRACE_FLUSH_SECONDS = float(env_int("TRACE_FLUSH_MS", 200, minimum=10)) / 1000
+TRACE_SPOOL_DIR = Path(env_str("TRACE_SPOOL_DIR", str(VAR_DIR / "spool")))
+TRACE_SPOOL_MAX_BYTES = env_int("TRACE_SPOOL_MAX_BYTES", 256 * 1024 * 1024, minimum=1024)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

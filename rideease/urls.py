@@ -7,6 +7,7 @@ from django_prometheus import exports
 urlpatterns = [
     path("", include("monitoring.urls")),
     path("", include("recommendations.urls")),
+    path("", include("tracing.urls")),
     path("metrics", exports.ExportToDjangoView, name="metrics"),
     path("admin/ui/", admin.site.urls),
 ]

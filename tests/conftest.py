@@ -1,12 +1,18 @@
 """Shared fixtures: API and admin clients over the test database."""
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django.test import Client
+from django.test import Client, override_settings
 from rest_framework.test import APIClient
+
+from recommendations.runtime import runtime_shutdown
+
+ADMIN_KEY = "test-admin-key-0123456789"
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -26,3 +32,21 @@ def staff_client(db: Any) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def serving_env(db: Any, tmp_path: Path) -> Iterator[Path]:
+    """Registry, model cache and trace spool in a temporary folder, and a serving runtime of the test's own.
+
+    Depends on `db` so that the runtime (and its background writer) stops before the database is flushed.
+    """
+    runtime_shutdown()
+    with override_settings(
+        MODEL_REGISTRY_URI=str(tmp_path / "registry"),
+        MODEL_CACHE_DIR=tmp_path / "cache",
+        TRACE_SPOOL_DIR=tmp_path / "spool",
+        TRACE_FLUSH_SECONDS=0.05,
+        MODEL_ADMIN_API_KEY=ADMIN_KEY,
+    ):
+        yield tmp_path
+        runtime_shutdown()

@@ -40,6 +40,31 @@ def wait_for(url: str, *, status: int = 200, timeout: float = 60.0) -> None:
     raise AssertionError(f"{url} did not answer {status} within {timeout}s (last: {last})")
 
 
+def app_env(*, mongodb_uri: str, mongodb_db: str, var_dir: Path) -> dict[str, str]:
+    """The environment of a served app whose database, registry and local state are all the test's own."""
+    return {
+        **os.environ,
+        "MONGODB_URI": mongodb_uri,
+        "MONGODB_DB": mongodb_db,
+        "RIDEEASE_VAR_DIR": str(var_dir),
+        "MODEL_REGISTRY_URI": str(var_dir / "registry"),
+        "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "prometheus"),
+    }
+
+
+def prepare_served_database(*, mongodb_uri: str, mongodb_db: str, var_dir: Path, events: int = 3000) -> None:
+    """Migrate, seed a small demo world and train two versions (control and treatment), as `make run` would."""
+    env = app_env(mongodb_uri=mongodb_uri, mongodb_db=mongodb_db, var_dir=var_dir)
+    seed = ["seed_demo", "--users", "200", "--items", "50", "--days", "20", "--events", str(events)]
+    for command in (
+        ["migrate", "-v", "0"],
+        seed,
+        ["train", "--lookback-days", "20", "--promote", "control"],
+        ["train", "--lookback-days", "20", "--algorithm", "svd", "--promote", "treatment"],
+    ):
+        subprocess.run([sys.executable, "manage.py", *command], cwd=BASE_DIR, env=env, check=True, capture_output=True)
+
+
 @contextmanager
 def gunicorn_app(
     *, mongodb_uri: str, mongodb_db: str, var_dir: Path, extra_env: dict[str, str] | None = None
@@ -47,13 +72,9 @@ def gunicorn_app(
     """Serve the project with its gunicorn config on a free port; yield the base URL."""
     port = free_port()
     env = {
-        **os.environ,
-        "MONGODB_URI": mongodb_uri,
-        "MONGODB_DB": mongodb_db,
+        **app_env(mongodb_uri=mongodb_uri, mongodb_db=mongodb_db, var_dir=var_dir),
         "HOST": "127.0.0.1",
         "PORT": str(port),
-        "RIDEEASE_VAR_DIR": str(var_dir),
-        "PROMETHEUS_MULTIPROC_DIR": str(var_dir / "prometheus"),
         "GUNICORN_WORKERS": "2",
         **(extra_env or {}),
     }

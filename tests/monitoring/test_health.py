@@ -8,7 +8,7 @@ from rest_framework.test import APIClient
 
 from rideease import __version__
 from rideease.embedded_db import embedded_db_start, embedded_db_stop, free_port
-from tests.servers import gunicorn_app, http_get
+from tests.servers import gunicorn_app, http_get, prepare_served_database
 
 
 @pytest.mark.django_db
@@ -20,16 +20,19 @@ def test_healthz_reports_liveness_uptime_and_version(api_client: APIClient) -> N
 
 
 @pytest.mark.django_db
-def test_readyz_is_200_when_the_database_answers(api_client: APIClient) -> None:
+def test_readyz_checks_the_database_and_the_model(serving_env: Path, api_client: APIClient) -> None:
     response = api_client.get("/readyz")
-    assert response.status_code == 200
-    assert response.json()["checks"]["database"]["ok"] is True
+    assert response.status_code == 503
+    checks = response.json()["details"]["checks"]
+    assert checks["database"] == {"ok": True, "detail": "ping ok"}
+    assert checks["model"]["ok"] is False
 
 
 @pytest.mark.slow
 def test_with_the_database_stopped_readyz_is_503_and_healthz_stays_200(tmp_path: Path) -> None:
     server = embedded_db_start(port=free_port(), storage=":memory:")
     try:
+        prepare_served_database(mongodb_uri=server.uri, mongodb_db="readyz_check", var_dir=tmp_path)
         with gunicorn_app(mongodb_uri=server.uri, mongodb_db="readyz_check", var_dir=tmp_path) as base:
             assert http_get(f"{base}/readyz")[0] == 200
             embedded_db_stop(server)

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from django.db import connections
+from django.db import IntegrityError, connections
 from django.test import override_settings
 
 from recommendations.recommender import ItemKNNModel, interactions_from_records
 from registry.artifacts import METADATA_FILE, sha256_hex
 from registry.loading import model_version_load
-from registry.models import ModelVersion, VersionReservation
+from registry.models import ModelVersion, ServingStateChange, VersionReservation
 from registry.services import (
     Provenance,
     VersionDraft,
@@ -221,3 +221,11 @@ def test_publish_to_object_storage_then_load_with_verification(
         with pytest.raises(ApplicationError) as refused:
             model_version_load(version="v1.0.0", cache_dir=tmp_path / "cache")
     assert refused.value.code == "artifact_corrupt"
+
+
+def test_the_history_refuses_two_records_with_the_same_revision() -> None:
+    now = datetime(2026, 11, 1, tzinfo=UTC)
+    ServingStateChange.objects.create(revision=1, changed_at=now, actor="a", action="switch", target="control")
+    with pytest.raises(IntegrityError):
+        ServingStateChange.objects.create(revision=1, changed_at=now, actor="b", action="switch", target="control")
+    assert ServingStateChange.objects.count() == 1

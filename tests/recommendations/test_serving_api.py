@@ -1,0 +1,215 @@
+"""/recommendations: validation, sticky variants, fallbacks, traces and exposures, request ids, /traces."""
+
+import shutil
+import time
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from experiments.assignment import variant_assign
+from recommendations.models import RawEvent
+from tests.conftest import ADMIN_KEY
+from tracing.models import PredictionTrace
+
+pytestmark = pytest.mark.django_db
+
+
+def wait_until(check: Any, timeout: float = 3.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+def train(*args: str) -> None:
+    call_command("train", "--lookback-days", "20", *args, stdout=StringIO(), stderr=StringIO())
+
+
+@pytest.fixture
+def two_variants(serving_env: Path) -> Path:
+    args = ["--users", "300", "--items", "60", "--days", "20", "--events", "6000", "--seed", "5"]
+    call_command("seed_demo", *args, stdout=StringIO(), stderr=StringIO())
+    train("--promote", "control")
+    train("--algorithm", "svd", "--promote", "treatment")
+    return serving_env
+
+
+def users_in(variant: str, count: int = 3) -> list[str]:
+    users = [f"rider-{n:06d}" for n in range(300)]
+    return [user for user in users if variant_assign(user, treatment_share=0.5) == variant][:count]
+
+
+def test_get_and_post_give_the_same_answer(two_variants: Path, api_client: APIClient) -> None:
+    user = users_in("control")[0]
+    got = api_client.get("/recommendations", {"userId": user, "limit": 5})
+    posted = api_client.post("/recommendations", {"userId": user, "limit": 5}, format="json")
+    assert got.status_code == posted.status_code == 200
+    for body in (got.json(), posted.json()):
+        assert set(body) == {
+            "requestId",
+            "userId",
+            "variant",
+            "modelVersion",
+            "dataSnapshotId",
+            "recommendations",
+            "servedAt",
+        }
+    assert got.json()["recommendations"] == posted.json()["recommendations"]
+    assert len(got.json()["recommendations"]) == 5
+    assert got["X-Request-ID"] == got.json()["requestId"]
+    assert got.json()["requestId"] != posted.json()["requestId"]
+
+
+def test_each_variant_is_served_by_its_own_version(two_variants: Path, api_client: APIClient) -> None:
+    for variant, version in (("control", "v1.0.0"), ("treatment", "v1.1.0")):
+        for user in users_in(variant):
+            body = api_client.get("/recommendations", {"userId": user}).json()
+            assert (body["variant"], body["modelVersion"]) == (variant, version)
+            assert len(body["recommendations"]) == 10
+
+
+def test_unknown_riders_are_served_too(two_variants: Path, api_client: APIClient) -> None:
+    response = api_client.get("/recommendations", {"userId": "brand-new-rider", "limit": 3})
+    assert response.status_code == 200
+    assert len(response.json()["recommendations"]) == 3
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {},
+        {"userId": ""},
+        {"userId": "   "},
+        {"userId": "u" * 129},
+        {"userId": "u1", "limit": "0"},
+        {"userId": "u1", "limit": "101"},
+        {"userId": "u1", "limit": "ten"},
+        {"userId": "u1", "limit": "1.5"},
+        {"userId": "u1", "colour": "red"},
+    ],
+)
+def test_bad_query_parameters_are_a_400(serving_env: Path, api_client: APIClient, params: dict[str, str]) -> None:
+    response = api_client.get("/recommendations", params)
+    assert response.status_code == 400
+    assert response.json()["error"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"userId": 42},
+        {"userId": True},
+        {"userId": ["u"]},
+        {"userId": "u1", "limit": True},
+        {"userId": "u1", "limit": -1},
+    ],
+)
+def test_bad_json_bodies_are_a_400(serving_env: Path, api_client: APIClient, body: dict[str, object]) -> None:
+    response = api_client.post("/recommendations", body, format="json")
+    assert response.status_code == 400
+    assert response.json()["error"] == "validation_error"
+
+
+def test_a_served_request_leaves_a_complete_trace_and_one_exposure(two_variants: Path, api_client: APIClient) -> None:
+    user = users_in("treatment")[0]
+    body = api_client.post("/recommendations", {"userId": user, "limit": 4}, format="json").json()
+    wait_until(lambda: PredictionTrace.objects.filter(request_id=body["requestId"]).exists(), timeout=1.0)
+    trace = PredictionTrace.objects.get(request_id=body["requestId"])
+    assert (trace.user_id, trace.variant, trace.model_version) == (user, "treatment", "v1.1.0")
+    assert trace.serving_revision == 2
+    assert len(trace.artifact_sha256) == 64
+    assert trace.data_snapshot_id == body["dataSnapshotId"]
+    assert trace.pipeline_git_sha and trace.container_image_digest
+    assert trace.recommendations == body["recommendations"]
+    assert trace.metadata == {"limit": 4}
+    assert trace.fallback_reason is None
+    assert trace.latency_ms > 0
+    exposure = RawEvent.objects.get(type="recommend", payload__requestId=body["requestId"])
+    assert exposure.payload == {
+        "requestId": body["requestId"],
+        "variant": "treatment",
+        "modelVersion": "v1.1.0",
+        "items": [item["itemId"] for item in body["recommendations"]],
+    }
+
+
+def test_a_client_request_id_is_used_once_and_refused_after(two_variants: Path, api_client: APIClient) -> None:
+    user = users_in("control")[0]
+    first = api_client.get("/recommendations", {"userId": user}, HTTP_X_REQUEST_ID="checkout-42")
+    assert first.status_code == 200 and first.json()["requestId"] == "checkout-42"
+    again = api_client.get("/recommendations", {"userId": "someone-else"}, HTTP_X_REQUEST_ID="checkout-42")
+    assert again.status_code == 409
+    assert again.json()["error"] == "request_id_in_use"
+    wait_until(lambda: PredictionTrace.objects.filter(request_id="checkout-42").exists())
+    later = api_client.get("/recommendations", {"userId": "someone-else"}, HTTP_X_REQUEST_ID="checkout-42")
+    assert later.status_code == 409
+    assert PredictionTrace.objects.get(request_id="checkout-42").user_id == user
+
+
+@pytest.mark.parametrize("header", ["", "has space", "x" * 129, "-leading-dash", "semi;colon"])
+def test_malformed_request_ids_are_refused(serving_env: Path, api_client: APIClient, header: str) -> None:
+    response = api_client.get("/recommendations", {"userId": "u1"}, HTTP_X_REQUEST_ID=header)
+    assert response.status_code == 400
+    assert response.json()["error"] == "invalid_request_id"
+
+
+def test_without_a_serving_state_recommendations_and_readyz_are_503(serving_env: Path, api_client: APIClient) -> None:
+    response = api_client.get("/recommendations", {"userId": "u1"})
+    assert response.status_code == 503
+    assert response.json()["error"] == "serving_unavailable"
+    ready = api_client.get("/readyz")
+    assert ready.status_code == 503
+    assert "no model loaded: no serving state" in ready.json()["message"]
+
+
+def test_an_unset_treatment_falls_back_to_control_and_the_trace_says_so(
+    serving_env: Path, api_client: APIClient
+) -> None:
+    args = ["--users", "300", "--items", "60", "--days", "20", "--events", "4000"]
+    call_command("seed_demo", *args, stdout=StringIO(), stderr=StringIO())
+    train("--promote", "control")
+    body = api_client.get("/recommendations", {"userId": users_in("treatment")[0]}).json()
+    assert (body["variant"], body["modelVersion"]) == ("treatment", "v1.0.0")
+    wait_until(lambda: PredictionTrace.objects.filter(request_id=body["requestId"]).exists())
+    assert PredictionTrace.objects.get(request_id=body["requestId"]).fallback_reason == "treatment_unset"
+
+
+def test_an_unloadable_treatment_falls_back_to_control(two_variants: Path, api_client: APIClient) -> None:
+    shutil.rmtree(two_variants / "registry" / "v1.1.0")
+    body = api_client.get("/recommendations", {"userId": users_in("treatment")[0]}).json()
+    assert body["modelVersion"] == "v1.0.0"
+    wait_until(lambda: PredictionTrace.objects.filter(request_id=body["requestId"]).exists())
+    assert PredictionTrace.objects.get(request_id=body["requestId"]).fallback_reason == "treatment_unloadable"
+    assert (
+        api_client.get("/readyz").json()["checks"]["model"]["detail"].endswith("treatment none (treatment_unloadable)")
+    )
+
+
+def test_traces_need_the_admin_key(two_variants: Path, api_client: APIClient) -> None:
+    request_id = api_client.get("/recommendations", {"userId": users_in("control")[0]}).json()["requestId"]
+    wait_until(lambda: PredictionTrace.objects.filter(request_id=request_id).exists())
+    assert api_client.get(f"/traces/{request_id}").status_code == 401
+    assert api_client.get(f"/traces/{request_id}", HTTP_X_API_KEY="wrong").status_code == 401
+    response = api_client.get(f"/traces/{request_id}", HTTP_X_API_KEY=ADMIN_KEY)
+    assert response.status_code == 200
+    lineage = response.json()
+    assert lineage["requestId"] == request_id
+    assert lineage["model"]["version"] == "v1.0.0"
+    assert set(lineage["model"]) >= {"trainingWindow", "dataSnapshotId", "pipelineGitSha", "metrics", "artifactUri"}
+    missing = api_client.get("/traces/no-such-request", HTTP_X_API_KEY=ADMIN_KEY)
+    assert (missing.status_code, missing.json()["error"]) == (404, "trace_not_found")
+    assert ADMIN_KEY not in response.content.decode()
+
+
+def test_traces_are_disabled_without_a_configured_key(serving_env: Path, api_client: APIClient) -> None:
+    with override_settings(MODEL_ADMIN_API_KEY=""):
+        response = api_client.get("/traces/anything", HTTP_X_API_KEY="")
+    assert response.status_code == 503
+    assert response.json()["error"] == "admin_api_disabled"

@@ -1,0 +1,98 @@
+"""The trace writer against a real server that goes down and comes back: nothing lost, nothing written twice."""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pymongo
+import pytest
+
+from rideease.embedded_db import EmbeddedDb, embedded_db_start, embedded_db_stop, free_port
+from tracing.writer import EVENTS, TRACES, TraceWriter, WriterConfig, exposure_id
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[EmbeddedDb]:
+    db = embedded_db_start(port=free_port(), storage=tmp_path / "db")
+    yield db
+    embedded_db_stop(db)
+
+
+def client_for(db: EmbeddedDb) -> pymongo.MongoClient[dict[str, Any]]:
+    return pymongo.MongoClient(db.uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
+
+
+def writer_for(db: EmbeddedDb, spool: Path) -> TraceWriter:
+    client = client_for(db)
+    database = client["writer_test"]
+    database[TRACES].create_index("requestId", unique=True)
+    return TraceWriter(lambda name: database[name], WriterConfig(spool_dir=spool, flush_seconds=0.05))
+
+
+def records(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    request_id = f"req-{n}"
+    now = datetime(2026, 11, 26, tzinfo=UTC)
+    trace = {"requestId": request_id, "userId": f"u{n}", "createdAt": now}
+    exposure = {"_id": exposure_id(request_id), "type": "recommend", "userId": f"u{n}", "ts": now, "payload": {}}
+    return trace, exposure
+
+
+def counts(db: EmbeddedDb) -> tuple[int, int, int]:
+    with client_for(db) as client:
+        database = client["writer_test"]
+        traces = database[TRACES].count_documents({})
+        distinct = len(database[TRACES].distinct("requestId"))
+        return traces, distinct, database[EVENTS].count_documents({})
+
+
+def test_records_reach_the_database_in_the_background(server: EmbeddedDb, tmp_path: Path) -> None:
+    writer = writer_for(server, tmp_path / "spool")
+    writer.start()
+    for n in range(50):
+        writer.submit(*records(n))
+    assert writer.is_pending("req-0") or counts(server)[0] > 0
+    writer.close()
+    assert counts(server) == (50, 50, 50)
+    assert not writer.is_pending("req-0")
+
+
+def test_an_outage_spools_records_and_the_replay_writes_each_exactly_once(server: EmbeddedDb, tmp_path: Path) -> None:
+    writer = writer_for(server, tmp_path / "spool")
+    for n in range(20):
+        writer.submit(*records(n))
+    writer.close()  # written
+    storage = server.storage
+    embedded_db_stop(server)
+    for n in range(20, 60):
+        writer.submit(*records(n))
+    writer.close()  # the database is down: everything goes to the spool
+    assert writer.stats.spooled == 80
+    assert writer.backlog() == 80
+    # Also spool a batch that was in fact written already, as after a timeout on a write that succeeded.
+    writer._spool([(TRACES, records(3)[0]), (EVENTS, records(3)[1])])
+    restarted = embedded_db_start(port=server.port, storage=storage)
+    try:
+        assert writer.replay_spool() == 82
+        assert writer.backlog() == 0
+        assert counts(restarted) == (60, 60, 60)
+        assert writer.replay_spool() == 0
+        assert counts(restarted) == (60, 60, 60)
+    finally:
+        embedded_db_stop(restarted)
+
+
+def test_a_full_spool_drops_and_counts_instead_of_filling_the_disk(server: EmbeddedDb, tmp_path: Path) -> None:
+    client = client_for(server)
+    database = client["writer_test"]
+    config = WriterConfig(spool_dir=tmp_path / "spool", spool_max_bytes=1024, batch_size=5)
+    writer = TraceWriter(lambda name: database[name], config)
+    embedded_db_stop(server)
+    for n in range(40):
+        writer.submit(*records(n))
+    writer.close()
+    assert writer.stats.spooled > 0
+    assert writer.stats.dropped > 0
+    assert writer.stats.spooled + writer.stats.dropped == 80

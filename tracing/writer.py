@@ -1,0 +1,237 @@
+"""Writes prediction traces and exposure events off the request path, without losing or duplicating any.
+
+Each worker process has one `TraceWriter`: requests hand it records through a bounded queue; a background thread
+inserts them in batches. When the database cannot take a batch, the batch is appended to a local spool file (JSON
+Lines in MongoDB extended JSON, fsynced) and replayed once the database answers again. Every record carries a key the
+database enforces as unique (a trace's requestId; an exposure's _id derived from its requestId), so a replay of a batch
+that was in fact written only meets duplicate-key errors, which are skipped: none is lost, none is written twice.
+"""
+
+import hashlib
+import logging
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bson import ObjectId, json_util
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError, PyMongoError
+
+logger = logging.getLogger(__name__)
+DUPLICATE_KEY = 11000
+TRACES = "prediction_traces"
+EVENTS = "raw_events"
+
+
+def exposure_id(request_id: str) -> ObjectId:
+    """A stable _id for a request's exposure event, so writing it twice is refused by the database itself."""
+    return ObjectId(hashlib.sha256(f"exposure:{request_id}".encode()).digest()[:12])
+
+
+@dataclass(frozen=True)
+class WriterConfig:
+    spool_dir: Path
+    flush_seconds: float = 0.2
+    batch_size: int = 500
+    queue_max: int = 100_000
+    spool_max_bytes: int = 256 * 1024 * 1024
+    replay_seconds: float = 2.0
+
+
+@dataclass
+class WriterStats:
+    written: int = 0
+    spooled: int = 0
+    replayed: int = 0
+    dropped: int = 0
+    duplicates: int = 0
+    extra: dict[str, int] = field(default_factory=dict)
+
+
+Collections = Callable[[str], Collection[dict[str, Any]]]
+
+
+class TraceWriter:
+    """A background batch writer with a durable local spool."""
+
+    def __init__(self, collections: Collections, config: WriterConfig) -> None:
+        self._collections = collections
+        self._config = config
+        self._queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(maxsize=config.queue_max)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._lock = threading.Lock()
+        self._pending_ids: set[str] = set()
+        self._last_replay = 0.0
+        self.stats = WriterStats()
+        config.spool_dir.mkdir(parents=True, exist_ok=True)
+        self._spool_path = config.spool_dir / f"spool-{os.getpid()}-{time.time_ns()}.jsonl"
+
+    # --- the request side ---------------------------------------------------------------------------------------
+    def submit(self, trace: dict[str, Any], exposure: dict[str, Any]) -> None:
+        """Queue one request's trace and exposure; never blocks the request (a full queue spools directly)."""
+        with self._lock:
+            self._pending_ids.add(trace["requestId"])
+        items = [(TRACES, trace), (EVENTS, exposure)]
+        try:
+            for item in items:
+                self._queue.put_nowait(item)
+        except queue.Full:
+            self._spool(items)
+
+    def is_pending(self, request_id: str) -> bool:
+        """Whether this process accepted the request id but has not written its trace yet."""
+        with self._lock:
+            return request_id in self._pending_ids
+
+    def backlog(self) -> int:
+        """Records waiting: queued in memory plus spooled on disk."""
+        return self._queue.qsize() + self._spooled_records()
+
+    # --- lifecycle ------------------------------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._thread is None or not self._thread.is_alive():
+            self._stop.clear()
+            self._thread = threading.Thread(target=self._run, name="trace-writer", daemon=True)
+            self._thread.start()
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Flush what is queued (to the database, or to the spool when it is down), then stop."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+        self._flush_queue()
+
+    # --- the background side --------------------------------------------------------------------------------------
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._stop.wait(self._config.flush_seconds)
+            self._flush_queue()
+            if time.monotonic() - self._last_replay >= self._config.replay_seconds:
+                self._last_replay = time.monotonic()
+                self.replay_spool()
+
+    def _drain(self) -> list[tuple[str, dict[str, Any]]]:
+        items: list[tuple[str, dict[str, Any]]] = []
+        while len(items) < self._config.batch_size * 2:
+            try:
+                items.append(self._queue.get_nowait())
+            except queue.Empty:
+                break
+        return items
+
+    def _flush_queue(self) -> None:
+        while items := self._drain():
+            if not self._write(items):
+                self._spool(items)
+            self._forget(items)
+
+    def _forget(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
+        with self._lock:
+            for collection, document in items:
+                if collection == TRACES:
+                    self._pending_ids.discard(document["requestId"])
+
+    def _write(self, items: list[tuple[str, dict[str, Any]]]) -> bool:
+        """Insert a batch; True when every record is now in the database (written now or before)."""
+        by_collection: dict[str, list[dict[str, Any]]] = {}
+        for collection, document in items:
+            by_collection.setdefault(collection, []).append(dict(document))
+        try:
+            for name, documents in by_collection.items():
+                self._insert(name, documents)
+        except PyMongoError as exc:
+            logger.warning(
+                "Trace writer: database unavailable (%s); spooling %d records", type(exc).__name__, len(items)
+            )
+            return False
+        return True
+
+    def _insert(self, name: str, documents: list[dict[str, Any]]) -> None:
+        try:
+            result = self._collections(name).insert_many(documents, ordered=False)
+            self.stats.written += len(result.inserted_ids)
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            others = [error for error in errors if error.get("code") != DUPLICATE_KEY]
+            if others:
+                raise
+            self.stats.duplicates += len(errors)
+            self.stats.written += exc.details.get("nInserted", 0)
+
+    # --- the spool ------------------------------------------------------------------------------------------------
+    def _spooled_records(self) -> int:
+        total = 0
+        for path in self._config.spool_dir.glob("*.jsonl"):
+            try:
+                with path.open("rb") as handle:
+                    total += sum(1 for _ in handle)
+            except OSError:
+                continue
+        return total
+
+    def _spool_bytes(self) -> int:
+        return sum(path.stat().st_size for path in self._config.spool_dir.glob("*.jsonl") if path.exists())
+
+    def _spool(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+        if self._spool_bytes() >= self._config.spool_max_bytes:
+            self.stats.dropped += len(items)
+            logger.error("Trace spool full (%d bytes); dropped %d records", self._config.spool_max_bytes, len(items))
+            return
+        lines = "".join(json_util.dumps({"c": collection, "d": document}) + "\n" for collection, document in items)
+        with self._spool_path.open("a", encoding="utf-8") as handle:
+            handle.write(lines)
+            handle.flush()
+            os.fsync(handle.fileno())
+        self.stats.spooled += len(items)
+
+    def replay_spool(self) -> int:
+        """Write every spooled record back to the database; return how many records were replayed."""
+        replayed = 0
+        for path in sorted(self._config.spool_dir.glob("spool-*.jsonl")):
+            claimed = path.with_name(f"replaying-{os.getpid()}-{path.name}")
+            try:
+                # The rename claims the file: no other worker replays it at the same time.
+                path.rename(claimed)
+            except OSError:
+                continue
+            items = [self._decode(line) for line in claimed.read_text(encoding="utf-8").splitlines() if line.strip()]
+            if items and not self._write_chunks(items):
+                claimed.rename(path)  # still down: keep it for the next attempt
+                break
+            claimed.unlink()
+            replayed += len(items)
+        self._reclaim_abandoned()
+        self.stats.replayed += replayed
+        return replayed
+
+    def _write_chunks(self, items: list[tuple[str, dict[str, Any]]]) -> bool:
+        size = self._config.batch_size
+        return all(self._write(items[start : start + size]) for start in range(0, len(items), size))
+
+    def _reclaim_abandoned(self) -> None:
+        """A worker that died while replaying leaves its claimed file behind: put it back in the spool."""
+        for path in self._config.spool_dir.glob("replaying-*.jsonl"):
+            owner = path.name.split("-")[1]
+            if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
+                path.rename(path.with_name(path.name.split("-", 2)[2]))
+
+    @staticmethod
+    def _decode(line: str) -> tuple[str, dict[str, Any]]:
+        record = json_util.loads(line)
+        return str(record["c"]), dict(record["d"])
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
