@@ -190,7 +190,10 @@ def _write(rows: list[dict[str, Any]], scoring: dict[str, Any]) -> None:
         if algorithm in scoring:
             lines.append(f"| {algorithm} | {scoring[algorithm]['medianUs']} | {scoring[algorithm]['p99Us']} |")
     path = BASE_DIR / "docs" / "BENCHMARKS.md"
-    header = "# Benchmarks\n\nReproduce with `make bench` (about 15 minutes; `BENCH_SIZES` and `BENCH_REPEATS` change it).\n\n"
+    header = (
+        "# Benchmarks\n\nReproduce with `make bench` (about 15 minutes; `BENCH_SIZES` and `BENCH_REPEATS` change it)."
+        "\n\n"
+    )
     path.write_text(header + "\n".join(lines) + "\n")
     print(f"wrote {path}", file=sys.stderr)  # noqa: T201
 
