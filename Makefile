@@ -40,9 +40,11 @@ typecheck: install-dev
 pytest: install-dev
 	$(PY) -m pytest
 
-## make bench: training cost vs a bare scan, peak memory, scoring latency; writes docs/BENCHMARKS.md.
+## make bench: training vs a bare scan, peak memory, scoring latency, serving under load; writes docs/BENCHMARKS.md.
 bench: install-dev
+	command -v hey >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey)
 	$(PY) tests/benchmarks/bench_training.py
+	$(PY) tests/benchmarks/bench_serving.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -5,7 +5,8 @@ from dataclasses import dataclass
 
 import pymongo
 from django.db import connections
-from pymongo.errors import PyMongoError
+
+from rideease.errors import DATABASE_ERRORS
 
 # Set when this module is first imported, which happens while Django starts (monitoring's URLs load it).
 _STARTED_MONOTONIC = time.monotonic()
@@ -31,7 +32,7 @@ def database_check(*, using: str = "default") -> CheckResult:
             connection = connections[using]
             connection.ensure_connection()
             connection.connection.admin.command("ping")
-    except PyMongoError as exc:
+    except DATABASE_ERRORS as exc:
         return CheckResult(name="database", ok=False, detail=f"database unreachable: {type(exc).__name__}")
     return CheckResult(name="database", ok=True, detail="ping ok")
 

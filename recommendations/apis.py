@@ -7,15 +7,14 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
-from pymongo.errors import PyMongoError
-from rest_framework import serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from recommendations.queries import recommendation_query_parse
 from recommendations.runtime import serving_runtime, trace_writer
 from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve
-from rideease.errors import ApplicationError
+from rideease.errors import DATABASE_ERRORS, ApplicationError
 from tracing.selectors import request_id_in_use
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -49,45 +48,27 @@ class EventIngestApi(APIView):
         return Response({"stored": result.stored, "rejected": rejected}, status=status)
 
 
-class StrictCharField(serializers.CharField):
-    """A CharField that refuses numbers and booleans instead of turning them into strings."""
-
-    def to_internal_value(self, data: Any) -> str:
-        if not isinstance(data, str):
-            self.fail("invalid")
-        return str(super().to_internal_value(data))
-
-
-class RecommendationInput(serializers.Serializer[dict[str, Any]]):
-    userId = StrictCharField(max_length=128)  # noqa: N815 - the API's field name
-    limit = serializers.IntegerField(min_value=1, max_value=100, default=10)
-
-
 class RecommendationApi(APIView):
     """GET /recommendations?userId=..&limit=.. and POST /recommendations {userId, limit}: the same answer."""
 
     def get(self, request: Request) -> Response:
-        unknown = set(request.query_params) - {"userId", "limit"}
-        return self._serve(request, request.query_params.dict(), unknown)
+        return self._serve(request, request.query_params.dict(), from_query=True)
 
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise ApplicationError("validation_error", "The body must be a JSON object {userId, limit}.")
-        return self._serve(request, request.data, set(request.data) - {"userId", "limit"})
+        return self._serve(request, request.data, from_query=False)
 
-    def _serve(self, request: Request, raw: dict[str, Any], unknown: set[str]) -> Response:
+    def _serve(self, request: Request, raw: dict[str, Any], *, from_query: bool) -> Response:
         started = time.perf_counter()
-        if unknown:
-            raise ApplicationError(
-                "validation_error", "Unknown parameters.", details={"fields": dict.fromkeys(sorted(unknown), "unknown")}
-            )
-        data = RecommendationInput(data=raw)
-        data.is_valid(raise_exception=True)
+        query = recommendation_query_parse(raw, from_query=from_query)
+        if isinstance(query, dict):
+            raise ApplicationError("validation_error", "The request is invalid.", details={"fields": query})
         request_id, metadata = _request_id(request)
-        metadata["limit"] = data.validated_data["limit"]
+        metadata["limit"] = query.limit
         served = recommendation_serve(
-            user_id=data.validated_data["userId"],
-            limit=data.validated_data["limit"],
+            user_id=query.user_id,
+            limit=query.limit,
             request_id=request_id,
             snapshot=serving_runtime().snapshot,
             salt=settings.EXPERIMENT_SALT,
@@ -123,7 +104,7 @@ def _request_id(request: Request) -> tuple[str, dict[str, Any]]:
         )
     try:
         in_use = request_id_in_use(request_id=given)
-    except PyMongoError:
+    except DATABASE_ERRORS:
         # Cannot tell whether it is taken: never risk merging two requests under one id.
         return uuid.uuid4().hex, {"clientRequestId": given, "requestIdReplaced": "database unavailable to check it"}
     if in_use:

@@ -1,19 +1,57 @@
 """This process's serving runtime and trace writer, created on first use (after gunicorn forks its workers)."""
 
+import json
+import logging
 import threading
+from dataclasses import asdict
+from pathlib import Path
 
 from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
-from recommendations.serving import ServingRuntime
-from registry.loading import model_version_load
+from recommendations.serving import ServingRuntime, StateView
+from registry.loading import LoadedModel, model_version_load, model_version_load_cached
 from registry.selectors import serving_state_view
+from rideease.errors import DATABASE_ERRORS
 from tracing.writer import TraceWriter, WriterConfig
 
 _lock = threading.Lock()
 _runtime: ServingRuntime | None = None
 _writer: TraceWriter | None = None
+logger = logging.getLogger(__name__)
+STATE_FILE = "serving_state.json"
+
+
+def _state_file() -> Path:
+    return Path(settings.MODEL_CACHE_DIR) / STATE_FILE
+
+
+def _read_state() -> StateView | None:
+    """The serving state from the database; while it is down, the last one this machine read."""
+    try:
+        state = serving_state_view()
+    except DATABASE_ERRORS:
+        path = _state_file()
+        if not path.exists():
+            raise
+        logger.warning("Database unavailable: using the last serving state seen, from %s", path)
+        return StateView(**json.loads(path.read_text()))
+    if state is not None:
+        path = _state_file()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(asdict(state)))
+        temporary.replace(path)
+    return state
+
+
+def _load_model(version: str) -> LoadedModel:
+    try:
+        return model_version_load(version=version)
+    except DATABASE_ERRORS:
+        logger.warning("Database unavailable: loading %s from the verified local cache", version)
+        return model_version_load_cached(version=version)
 
 
 def serving_runtime() -> ServingRuntime:
@@ -22,8 +60,8 @@ def serving_runtime() -> ServingRuntime:
     with _lock:
         if _runtime is None:
             _runtime = ServingRuntime(
-                read_state=serving_state_view,
-                load_model=lambda version: model_version_load(version=version),
+                read_state=_read_state,
+                load_model=_load_model,
                 clock=timezone.now,
                 refresh_seconds=settings.SERVING_REFRESH_SECONDS,
             )

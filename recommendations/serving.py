@@ -77,7 +77,8 @@ class ServingRuntime:
     def start(self) -> None:
         """Load the state now, then keep refreshing it in a background thread (call once per worker process)."""
         try:
-            self.refresh()
+            snapshot = self.refresh()
+            logger.info("Serving revision %s (%s)", snapshot.revision, snapshot.unavailable or "models loaded")
         except Exception:  # the database may be down at start: the thread keeps trying, /readyz says why
             logger.exception("Serving state could not be loaded at start; retrying in the background")
             self._snapshot = ServingSnapshot(0, 0.0, None, None, None, "the serving state could not be read yet")

@@ -1,9 +1,11 @@
 """Loading a registered version for serving: download to a local cache, verify every sha256, rebuild the model."""
 
+import json
 import os
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -85,6 +87,21 @@ def model_version_load(*, version: str, cache_dir: Path | None = None) -> Loaded
     files = {
         name: _fetch_verified(store, cache, name, record.artifact_sha256[name], version) for name in ARTIFACT_FILES
     }
+    facts = {
+        "artifactSha256": record.artifact_sha256,
+        "dataSnapshotId": record.data_snapshot_id,
+        "pipelineGitSha": record.pipeline_git_sha,
+        "containerImageDigest": record.container_image_digest,
+    }
+    # What the registry said about this version, so a worker can start from the cache while the database is down.
+    _write_atomically(cache / RECORD_FILE, json.dumps(facts, sort_keys=True).encode())
+    return _build(version, files, facts)
+
+
+RECORD_FILE = "record.json"
+
+
+def _build(version: str, files: dict[str, bytes], facts: dict[str, Any]) -> LoadedModel:
     try:
         model = model_files_load(files[MODEL_FILE], files[ARRAYS_FILE])
     except ArtifactFormatError as exc:
@@ -92,8 +109,25 @@ def model_version_load(*, version: str, cache_dir: Path | None = None) -> Loaded
     return LoadedModel(
         version=version,
         model=model,
-        artifact_sha256=record.artifact_sha256[METADATA_FILE],
-        data_snapshot_id=record.data_snapshot_id,
-        pipeline_git_sha=record.pipeline_git_sha,
-        container_image_digest=record.container_image_digest,
+        artifact_sha256=facts["artifactSha256"][METADATA_FILE],
+        data_snapshot_id=facts["dataSnapshotId"],
+        pipeline_git_sha=facts["pipelineGitSha"],
+        container_image_digest=facts["containerImageDigest"],
     )
+
+
+def model_version_load_cached(*, version: str, cache_dir: Path | None = None) -> LoadedModel:
+    """Load a version verified earlier from the local cache alone, checking every file against its recorded sha256.
+
+    For a worker that starts while the database is down: it can serve what this machine served before.
+    """
+    cache = (cache_dir or Path(settings.MODEL_CACHE_DIR)) / version
+    try:
+        facts = json.loads((cache / RECORD_FILE).read_text())
+        files = {name: (cache / name).read_bytes() for name in ARTIFACT_FILES}
+    except (OSError, ValueError) as exc:
+        raise ApplicationError("artifact_unavailable", f"{version} is not in the local cache.", status=409) from exc
+    for name, data in files.items():
+        if sha256_hex(data) != facts["artifactSha256"].get(name):
+            raise ApplicationError("artifact_corrupt", f"cached {version}/{name} fails its sha256 check.", status=409)
+    return _build(version, files, facts)

@@ -6,11 +6,15 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from pymongo.errors import PyMongoError
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
 logger = logging.getLogger(__name__)
+# The database being unreachable surfaces as pymongo's errors, or as Django's DatabaseError when the ORM wraps them.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (PyMongoError, DatabaseError)
 
 
 class ApplicationError(Exception):

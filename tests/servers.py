@@ -78,13 +78,16 @@ def gunicorn_app(
         "GUNICORN_WORKERS": "2",
         **(extra_env or {}),
     }
+    var_dir.mkdir(parents=True, exist_ok=True)
+    log = (var_dir / "gunicorn.log").open("ab")  # kept for reading when a test fails
     process = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-c", str(BASE_DIR / "rideease" / "gunicorn.conf.py")],
         cwd=BASE_DIR,
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=log,
+        stderr=subprocess.STDOUT,
     )
+    log.close()
     base = f"http://127.0.0.1:{port}"
     try:
         wait_for(f"{base}/healthz")

@@ -157,7 +157,7 @@ def main() -> None:
 
 def _write(rows: list[dict[str, Any]], scoring: dict[str, Any]) -> None:
     lines = [
-        "## Training vs a bare scan (`make bench`)",
+        "## Training vs a bare scan (`tests/benchmarks/bench_training.py`)",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} on this project's machine kind (2 cores, shared), against the embedded "
         "SecantusDB server (a real MongoDB reads much faster, which makes the ratio larger, not smaller). Each figure "
@@ -189,13 +189,9 @@ def _write(rows: list[dict[str, Any]], scoring: dict[str, Any]) -> None:
     for algorithm in ("popularity", "itemknn", "svd"):
         if algorithm in scoring:
             lines.append(f"| {algorithm} | {scoring[algorithm]['medianUs']} | {scoring[algorithm]['p99Us']} |")
-    path = BASE_DIR / "docs" / "BENCHMARKS.md"
-    header = (
-        "# Benchmarks\n\nReproduce with `make bench` (about 15 minutes; `BENCH_SIZES` and `BENCH_REPEATS` change it)."
-        "\n\n"
-    )
-    path.write_text(header + "\n".join(lines) + "\n")
-    print(f"wrote {path}", file=sys.stderr)  # noqa: T201
+    from tests.benchmarks.report import write_section
+
+    print(f"wrote {write_section('training', chr(10).join(lines))}", file=sys.stderr)  # noqa: T201
 
 
 if __name__ == "__main__":

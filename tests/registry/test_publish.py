@@ -12,7 +12,7 @@ from django.test import override_settings
 
 from recommendations.recommender import ItemKNNModel, interactions_from_records
 from registry.artifacts import METADATA_FILE, sha256_hex
-from registry.loading import model_version_load
+from registry.loading import model_version_load, model_version_load_cached
 from registry.models import ModelVersion, ServingStateChange, VersionReservation
 from registry.services import (
     Provenance,
@@ -229,3 +229,18 @@ def test_the_history_refuses_two_records_with_the_same_revision() -> None:
     with pytest.raises(IntegrityError):
         ServingStateChange.objects.create(revision=1, changed_at=now, actor="b", action="switch", target="control")
     assert ServingStateChange.objects.count() == 1
+
+
+def test_a_version_loaded_once_can_be_loaded_from_the_cache_alone(tmp_path: Path) -> None:
+    store = artifact_store_from_uri(str(tmp_path / "registry"))
+    model_version_publish(store=store, draft=draft("v1.0.0"))
+    online = model_version_load(version="v1.0.0", cache_dir=tmp_path / "cache")
+    shutil.rmtree(tmp_path / "registry")
+    offline = model_version_load_cached(version="v1.0.0", cache_dir=tmp_path / "cache")
+    assert offline.model.recommend("a", 3) == online.model.recommend("a", 3)
+    assert offline.artifact_sha256 == online.artifact_sha256
+    (tmp_path / "cache" / "v1.0.0" / "arrays.npz").write_bytes(b"tampered")
+    with pytest.raises(ApplicationError, match="fails its sha256 check"):
+        model_version_load_cached(version="v1.0.0", cache_dir=tmp_path / "cache")
+    with pytest.raises(ApplicationError, match="not in the local cache"):
+        model_version_load_cached(version="v9.0.0", cache_dir=tmp_path / "cache")

@@ -42,7 +42,11 @@ def test_an_outage_under_traffic_loses_and_duplicates_nothing(tmp_path: Path) ->
             ids = serve(base, 40, 0)
             embedded_db_stop(server)
             ids += serve(base, 40, 40)  # the database is down: answers keep coming
-            assert list((tmp_path / "spool").glob("*.jsonl")), "records should wait in the spool"
+            spool = tmp_path / "spool"
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline and not list(spool.glob("*.jsonl")):
+                time.sleep(0.1)
+            assert list(spool.glob("*.jsonl")), "records should wait in the spool while the database is down"
             restarted = embedded_db_start(port=port, storage=storage)
             ids += serve(base, 40, 80)
             deadline = time.monotonic() + 30

@@ -7,12 +7,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from pymongo.errors import PyMongoError
 from tqdm import tqdm
 
 from recommendations.recommender import ALGORITHMS
 from registry.pipeline import PROMOTE_TARGETS, TrainingReport, TrainingRequest, training_run
-from rideease.errors import ApplicationError
+from rideease.errors import DATABASE_ERRORS, ApplicationError
 
 
 def _params(raw: list[str]) -> dict[str, Any]:
@@ -78,7 +77,7 @@ class Command(BaseCommand):
             report = training_run(request, stage=stage, progress=progress)
         except ApplicationError as exc:
             raise CommandError(f"training failed ({exc.code}): {exc.message}") from exc
-        except PyMongoError as exc:
+        except DATABASE_ERRORS as exc:
             raise CommandError(f"training failed (database_unavailable): {type(exc).__name__}: {exc}") from exc
         finally:
             bar.close()
