@@ -21,6 +21,7 @@ _runtime: ServingRuntime | None = None
 _writer: TraceWriter | None = None
 logger = logging.getLogger(__name__)
 STATE_FILE = "serving_state.json"
+_on_cached_state = False
 
 
 def _state_file() -> Path:
@@ -29,14 +30,20 @@ def _state_file() -> Path:
 
 def _read_state() -> StateView | None:
     """The serving state from the database; while it is down, the last one this machine read."""
+    global _on_cached_state
     try:
         state = serving_state_view()
     except DATABASE_ERRORS:
         path = _state_file()
         if not path.exists():
             raise
-        logger.warning("Database unavailable: using the last serving state seen, from %s", path)
+        if not _on_cached_state:
+            logger.warning("Database unavailable: using the last serving state seen, from %s", path)
+            _on_cached_state = True
         return StateView(**json.loads(path.read_text()))
+    if _on_cached_state:
+        logger.info("Database reachable again: reading the serving state from it")
+        _on_cached_state = False
     if state is not None:
         path = _state_file()
         path.parent.mkdir(parents=True, exist_ok=True)

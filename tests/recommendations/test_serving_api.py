@@ -117,12 +117,15 @@ def test_bad_json_bodies_are_a_400(serving_env: Path, api_client: APIClient, bod
     assert response.json()["error"] == "validation_error"
 
 
-def test_a_served_request_leaves_a_complete_trace_and_one_exposure(two_variants: Path, api_client: APIClient) -> None:
-    user = users_in("treatment")[0]
+@pytest.mark.parametrize(("variant", "version"), [("control", "v1.0.0"), ("treatment", "v1.1.0")])
+def test_a_served_request_leaves_a_complete_trace_and_one_exposure(
+    two_variants: Path, api_client: APIClient, variant: str, version: str
+) -> None:
+    user = users_in(variant)[0]
     body = api_client.post("/recommendations", {"userId": user, "limit": 4}, format="json").json()
     wait_until(lambda: PredictionTrace.objects.filter(request_id=body["requestId"]).exists(), timeout=1.0)
     trace = PredictionTrace.objects.get(request_id=body["requestId"])
-    assert (trace.user_id, trace.variant, trace.model_version) == (user, "treatment", "v1.1.0")
+    assert (trace.user_id, trace.variant, trace.model_version) == (user, variant, version)
     assert trace.serving_revision == 2
     assert len(trace.artifact_sha256) == 64
     assert trace.data_snapshot_id == body["dataSnapshotId"]
@@ -134,8 +137,8 @@ def test_a_served_request_leaves_a_complete_trace_and_one_exposure(two_variants:
     exposure = RawEvent.objects.get(type="recommend", payload__requestId=body["requestId"])
     assert exposure.payload == {
         "requestId": body["requestId"],
-        "variant": "treatment",
-        "modelVersion": "v1.1.0",
+        "variant": variant,
+        "modelVersion": version,
         "items": [item["itemId"] for item in body["recommendations"]],
     }
 
