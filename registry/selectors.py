@@ -1,8 +1,11 @@
 """Reads for the registry."""
 
+from typing import Any
+
 from recommendations.serving import StateView
-from registry.models import ModelVersion, ServingState
-from registry.services import DEFAULT_EXPERIMENT
+from registry.models import ModelVersion, ServingState, ServingStateChange
+from registry.services import DEFAULT_EXPERIMENT, ServingStateInfo, serving_state_info
+from registry.versions import version_key
 
 
 def serving_state_view(*, experiment: str = DEFAULT_EXPERIMENT) -> StateView | None:
@@ -44,3 +47,60 @@ def model_version_lineage(*, version: str) -> dict[str, object] | None:
         "artifactUri": record.artifact_uri,
         "artifactSha256": record.artifact_sha256,
     }
+
+
+def serving_state_current(*, experiment: str = DEFAULT_EXPERIMENT) -> ServingStateInfo | None:
+    state = ServingState.objects.filter(experiment=experiment).first()
+    return serving_state_info(state) if state else None
+
+
+def model_version_page(*, limit: int, after: str | None = None) -> tuple[list[dict[str, Any]], str | None]:
+    """Versions newest first, without model payloads; `after` is the last version of the previous page."""
+    query = ModelVersion.objects.order_by("-version_key")
+    if after is not None:
+        query = query.filter(version_key__lt=version_key(after))
+    rows = list(query[: limit + 1])
+    page = [
+        {
+            "version": row.version,
+            "modelName": row.model_name,
+            "status": row.status,
+            "algorithm": row.algorithm,
+            "params": row.params,
+            "metrics": row.metrics,
+            "dataSnapshotId": row.data_snapshot_id,
+            "pipelineGitSha": row.pipeline_git_sha,
+            "containerImageDigest": row.container_image_digest,
+            "provenanceSources": row.provenance_sources,
+            "artifactUri": row.artifact_uri,
+            "artifactSha256": row.artifact_sha256,
+            "trainedAt": row.trained_at.isoformat(),
+            "createdAt": row.created_at.isoformat(),
+        }
+        for row in rows[:limit]
+    ]
+    return page, (rows[limit - 1].version if len(rows) > limit else None)
+
+
+def serving_history_page(
+    *, limit: int, before: int | None = None, experiment: str = DEFAULT_EXPERIMENT
+) -> tuple[list[dict[str, Any]], str | None]:
+    """History records newest first; `before` is the last revision of the previous page."""
+    query = ServingStateChange.objects.filter(experiment=experiment).order_by("-revision")
+    if before is not None:
+        query = query.filter(revision__lt=before)
+    rows = list(query[: limit + 1])
+    page = [
+        {
+            "revision": row.revision,
+            "changedAt": row.changed_at.isoformat(),
+            "actor": row.actor,
+            "action": row.action,
+            "target": row.target,
+            "from": row.before,
+            "to": row.after,
+            "reason": row.reason,
+        }
+        for row in rows[:limit]
+    ]
+    return page, (str(rows[limit - 1].revision) if len(rows) > limit else None)

@@ -8,6 +8,7 @@ urlpatterns = [
     path("", include("monitoring.urls")),
     path("", include("recommendations.urls")),
     path("", include("tracing.urls")),
+    path("", include("registry.urls")),
     path("metrics", exports.ExportToDjangoView, name="metrics"),
     path("admin/ui/", admin.site.urls),
 ]

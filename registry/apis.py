@@ -1,0 +1,131 @@
+"""The admin API: model versions, switching, rollback and the serving history (X-API-Key required)."""
+
+import re
+from typing import Any
+
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from registry.selectors import model_version_page, serving_history_page, serving_state_current
+from registry.services import ServingStateInfo, serving_state_rollback, serving_state_switch
+from registry.versions import version_key
+from rideease.auth import AdminApiKey
+from rideease.errors import ApplicationError
+
+ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,149}$")
+MAX_REASON = 500
+
+
+def _page_limit(request: Request, default: int = 20) -> int:
+    raw = request.query_params.get("limit", str(default))
+    if not raw.isdigit() or not 1 <= int(raw) <= 100:
+        raise ApplicationError("validation_error", "limit must be an integer from 1 to 100.", details={"limit": raw})
+    return int(raw)
+
+
+def _actor(request: Request) -> str:
+    """Who asked: the X-Actor header when given (an operator's name, a pipeline's id), else "admin-api"."""
+    given = request.META.get("HTTP_X_ACTOR")
+    if given is None:
+        return "admin-api"
+    if not ACTOR.match(given):
+        raise ApplicationError("validation_error", "X-Actor must be 1-150 letters, digits, spaces and . _ @ : -.")
+    return str(given)
+
+
+def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(request.data, dict):
+        raise ApplicationError("validation_error", "The body must be a JSON object.")
+    unknown = set(request.data) - allowed
+    if unknown:
+        raise ApplicationError("validation_error", "Unknown fields.", details={"fields": sorted(unknown)})
+    return dict(request.data)
+
+
+def _reason(body: dict[str, Any]) -> str:
+    reason = body.get("reason", "")
+    if not isinstance(reason, str) or len(reason) > MAX_REASON:
+        raise ApplicationError("validation_error", f"reason must be a string of at most {MAX_REASON} characters.")
+    return reason.strip()
+
+
+def state_json(state: ServingStateInfo | None) -> dict[str, Any] | None:
+    if state is None:
+        return None
+    return {
+        "experiment": state.experiment,
+        "control": state.control_version,
+        "treatment": state.treatment_version,
+        "treatmentShare": state.treatment_share,
+        "revision": state.revision,
+        "updatedAt": state.updated_at.isoformat(),
+        "updatedBy": state.updated_by,
+    }
+
+
+class AdminModelListApi(APIView):
+    """GET /admin/models?limit=&cursor=: versions newest first, and the current serving state."""
+
+    permission_classes = [AdminApiKey]
+
+    def get(self, request: Request) -> Response:
+        cursor = request.query_params.get("cursor")
+        if cursor is not None:
+            try:
+                version_key(cursor)
+            except ValueError as exc:
+                raise ApplicationError("validation_error", f"cursor: {exc}") from exc
+        models, next_cursor = model_version_page(limit=_page_limit(request), after=cursor)
+        return Response({"models": models, "nextCursor": next_cursor, "serving": state_json(serving_state_current())})
+
+
+class AdminSwitchModelApi(APIView):
+    """POST /admin/switch-model {version, target, treatmentShare?, reason?}."""
+
+    permission_classes = [AdminApiKey]
+
+    def post(self, request: Request) -> Response:
+        body = _body(request, {"version", "target", "treatmentShare", "reason"})
+        version, target, share = body.get("version"), body.get("target"), body.get("treatmentShare")
+        if not isinstance(version, str) or not isinstance(target, str):
+            raise ApplicationError("validation_error", "version and target are required strings.")
+        if share is not None and (isinstance(share, bool) or not isinstance(share, int | float)):
+            raise ApplicationError("validation_error", "treatmentShare must be a number between 0 and 1.")
+        state = serving_state_switch(
+            version=version,
+            target=target,
+            actor=_actor(request),
+            reason=_reason(body),
+            treatment_share=float(share) if share is not None else None,
+        )
+        return Response({"serving": state_json(state)})
+
+
+class AdminRollbackApi(APIView):
+    """POST /admin/rollback {target, reason?}: the variant's previous version, from the history."""
+
+    permission_classes = [AdminApiKey]
+
+    def post(self, request: Request) -> Response:
+        body = _body(request, {"target", "reason"})
+        target = body.get("target")
+        if not isinstance(target, str):
+            raise ApplicationError("validation_error", "target is required: control or treatment.")
+        state = serving_state_rollback(target=target, actor=_actor(request), reason=_reason(body))
+        return Response({"serving": state_json(state)})
+
+
+class AdminServingHistoryApi(APIView):
+    """GET /admin/serving-history?limit=&cursor=: the append-only change log, newest first."""
+
+    permission_classes = [AdminApiKey]
+
+    def get(self, request: Request) -> Response:
+        cursor = request.query_params.get("cursor")
+        if cursor is not None and not cursor.isdigit():
+            raise ApplicationError("validation_error", "cursor must be a revision number.")
+        changes, next_cursor = serving_history_page(
+            limit=_page_limit(request), before=int(cursor) if cursor is not None else None
+        )
+        return Response({"changes": changes, "nextCursor": next_cursor})
