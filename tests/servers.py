@@ -52,8 +52,13 @@ def app_env(*, mongodb_uri: str, mongodb_db: str, var_dir: Path) -> dict[str, st
     }
 
 
-def prepare_served_database(*, mongodb_uri: str, mongodb_db: str, var_dir: Path, events: int = 3000) -> None:
-    """Migrate, seed a small demo world and train two versions (control and treatment), as `make run` would."""
+def prepare_served_database(
+    *, mongodb_uri: str, mongodb_db: str, var_dir: Path, events: int = 3000, spare_versions: int = 0
+) -> None:
+    """Migrate, seed a small demo world and train two versions (control and treatment), as `make run` would.
+
+    `spare_versions` more are trained and registered without serving anything (v1.2.0, v1.3.0, ...).
+    """
     env = app_env(mongodb_uri=mongodb_uri, mongodb_db=mongodb_db, var_dir=var_dir)
     seed = ["seed_demo", "--users", "200", "--items", "50", "--days", "20", "--events", str(events)]
     for command in (
@@ -61,6 +66,7 @@ def prepare_served_database(*, mongodb_uri: str, mongodb_db: str, var_dir: Path,
         seed,
         ["train", "--lookback-days", "20", "--promote", "control"],
         ["train", "--lookback-days", "20", "--algorithm", "svd", "--promote", "treatment"],
+        *[["train", "--lookback-days", "20", "--algorithm", "svd"]] * spare_versions,
     ):
         subprocess.run([sys.executable, "manage.py", *command], cwd=BASE_DIR, env=env, check=True, capture_output=True)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.db import connections
 from django.test import override_settings
 from rest_framework.test import APIClient
@@ -216,3 +217,18 @@ def test_racing_switches_lose_nothing_and_leave_a_consistent_state(versions: Pat
     assert state()[:3] == (last["control"], last["treatment"], last["treatmentShare"])
     for earlier, later in zip(changes, changes[1:], strict=False):
         assert later.before == earlier.after
+
+
+def test_operators_can_switch_and_roll_back_from_the_command_line(versions: Path) -> None:
+    out = StringIO()
+    call_command(
+        "switch_model", "v1.2.0", "--target", "treatment", "--reason", "try svd v2", "--actor", "bob", stdout=out
+    )
+    assert out.getvalue().strip() == "revision 3: control v1.0.0, treatment v1.2.0 (50% of users)"
+    change = ServingStateChange.objects.get(revision=3)
+    assert (change.actor, change.reason) == ("bob", "try svd v2")
+    out = StringIO()
+    call_command("rollback", "--target", "treatment", stdout=out)
+    assert out.getvalue().strip() == "revision 4: control v1.0.0, treatment v1.1.0"
+    with pytest.raises(CommandError, match=r"switch refused \(version_not_found\)"):
+        call_command("switch_model", "v7.0.0", "--target", "control", stdout=StringIO())
