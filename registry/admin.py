@@ -1,24 +1,175 @@
-"""Admin pages for model versions, the serving state and its history (read-only; changes go through services)."""
+"""Admin pages: model versions with serve actions, the serving state with rollback, the read-only history.
 
-from django.contrib import admin
+Every action confirms on a page with a reason, then calls the same service as the admin API (same checks, same
+history), with the staff user as the actor.
+"""
 
-from registry.models import ModelVersion, ServingState, ServingStateChange
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from django.contrib import admin, messages
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+
+from registry.models import ModelVersion, ServingState, ServingStateChange, VersionReservation
+from registry.services import serving_state_rollback, serving_state_switch
 from rideease.admin_base import ReadOnlyModelAdmin
+from rideease.errors import ApplicationError
+
+CONFIRM_TEMPLATE = "registry/admin_confirm.html"
+if TYPE_CHECKING:
+    AnyAdmin = admin.ModelAdmin[Any]
+else:
+    AnyAdmin = admin.ModelAdmin
+
+
+def _confirm(
+    request: HttpRequest, queryset: QuerySet[Any], *, action: str, title: str, question: str, verb: str
+) -> TemplateResponse:
+    return TemplateResponse(
+        request,
+        CONFIRM_TEMPLATE,
+        {
+            **admin.site.each_context(request),
+            "title": title,
+            "question": question,
+            "verb": verb,
+            "action": action,
+            "queryset": queryset,
+            "state": ServingState.objects.first(),
+            "back_url": request.get_full_path(),
+        },
+    )
+
+
+def _serve_action(target: str) -> Callable[..., HttpResponse | None]:
+    def action(modeladmin: AnyAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        if queryset.count() != 1:
+            modeladmin.message_user(request, "Select exactly one version to serve.", messages.ERROR)
+            return None
+        version = queryset.get()
+        if request.POST.get("confirm") != "yes":
+            where = "both variants" if target == "all" else f"the {target} variant"
+            return _confirm(
+                request,
+                queryset,
+                action=f"serve_as_{target}",
+                title=f"Serve {version.version} on {where}",
+                question=f"Serve {version.version} ({version.algorithm}) on {where}? Its artifacts are verified first.",
+                verb=f"serve it on {where}",
+            )
+        try:
+            state = serving_state_switch(
+                version=version.version,
+                target=target,
+                actor=request.user.get_username(),
+                reason=request.POST.get("reason", "")[:500],
+            )
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"Not switched ({exc.code}): {exc.message}", messages.ERROR)
+            return None
+        modeladmin.message_user(
+            request,
+            f"Revision {state.revision}: control {state.control_version}, treatment {state.treatment_version}.",
+            messages.SUCCESS,
+        )
+        return None
+
+    action.__name__ = f"serve_as_{target}"
+    return admin.action(description=f"Serve the selected version as {target}")(action)
 
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyModelAdmin):
-    list_display = ["version", "model_name", "status", "algorithm", "trained_at", "created_at"]
+    list_display = ["version", "status", "algorithm", "ndcg", "baseline_ndcg", "trained_at", "serving"]
     list_filter = ["status", "algorithm"]
     search_fields = ["=version"]
+    actions = [_serve_action("control"), _serve_action("treatment"), _serve_action("all")]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
+        self._state = ServingState.objects.first()
+        return super().get_queryset(request)
+
+    @admin.display(description="NDCG@10")
+    def ndcg(self, obj: ModelVersion) -> Any:
+        return obj.metrics.get("candidate", {}).get("ndcg@10")
+
+    @admin.display(description="popularity NDCG@10")
+    def baseline_ndcg(self, obj: ModelVersion) -> Any:
+        return obj.metrics.get("baseline", {}).get("ndcg@10")
+
+    @admin.display(description="serves")
+    def serving(self, obj: ModelVersion) -> str:
+        state = getattr(self, "_state", None)
+        if state is None:
+            return ""
+        variants = [
+            name for name, version in (("control", state.control_version), ("treatment", state.treatment_version))
+        ]
+        return " + ".join(name for name in variants if getattr(state, f"{name}_version") == obj.version)
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        # The serve actions are the point of this page; deleting versions is never offered.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+
+def _rollback_action(target: str) -> Callable[..., HttpResponse | None]:
+    def action(modeladmin: AnyAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
+        if request.POST.get("confirm") != "yes":
+            return _confirm(
+                request,
+                queryset,
+                action=f"rollback_{target}",
+                title=f"Roll back {target}",
+                question=f"Give {target} back the version it had before its latest change?",
+                verb=f"roll back {target}",
+            )
+        try:
+            state = serving_state_rollback(
+                target=target, actor=request.user.get_username(), reason=request.POST.get("reason", "")[:500]
+            )
+        except ApplicationError as exc:
+            modeladmin.message_user(request, f"Not rolled back ({exc.code}): {exc.message}", messages.ERROR)
+            return None
+        modeladmin.message_user(
+            request,
+            f"Revision {state.revision}: control {state.control_version}, treatment {state.treatment_version}.",
+            messages.SUCCESS,
+        )
+        return None
+
+    action.__name__ = f"rollback_{target}"
+    return admin.action(description=f"Roll back {target} to its previous version")(action)
 
 
 @admin.register(ServingState)
 class ServingStateAdmin(ReadOnlyModelAdmin):
-    list_display = ["experiment", "control_version", "treatment_version", "treatment_share", "revision", "updated_at"]
+    list_display = [
+        "experiment",
+        "control_version",
+        "treatment_version",
+        "treatment_share",
+        "revision",
+        "updated_at",
+        "updated_by",
+    ]
+    actions = [_rollback_action("treatment"), _rollback_action("control")]
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
 
 @admin.register(ServingStateChange)
 class ServingStateChangeAdmin(ReadOnlyModelAdmin):
-    list_display = ["revision", "changed_at", "actor", "action", "target", "reason"]
+    list_display = ["revision", "changed_at", "actor", "action", "target", "before", "after", "reason"]
     list_filter = ["action", "target"]
+
+
+@admin.register(VersionReservation)
+class VersionReservationAdmin(ReadOnlyModelAdmin):
+    list_display = ["version", "owner", "reserved_at"]

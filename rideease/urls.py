@@ -4,6 +4,10 @@ from django.contrib import admin
 from django.urls import include, path
 from django_prometheus import exports
 
+admin.site.site_header = "RideEase Reco"
+admin.site.site_title = "RideEase Reco admin"
+admin.site.index_title = "Models, serving state, events and traces"
+
 urlpatterns = [
     path("", include("monitoring.urls")),
     path("", include("recommendations.urls")),
