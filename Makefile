@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # Tools import the settings module; a fixed key is enough for linting and type checking.
 TOOL_ENV := DJANGO_SECRET_KEY=lint-and-type-check-only
 
-.PHONY: run test bench install install-dev lint typecheck pytest clean
+.PHONY: run test bench install install-dev system-deps lint typecheck pytest clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,8 +20,12 @@ $(VENV)/.installed-dev: requirements.txt requirements-local.txt requirements-dev
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $(VENV)/.installed-app $@
 
+# System packages the tests drive: Debian's Chromium for the admin's browser test (never a downloaded browser).
+system-deps:
+	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+
 install: $(VENV)/.installed-app
-install-dev: $(VENV)/.installed-dev
+install-dev: $(VENV)/.installed-dev system-deps
 
 ## make run: install, start the embedded database (unless MONGODB_URI is set), migrate, seed, serve on HOST:PORT.
 run: install
