@@ -185,7 +185,9 @@ def test_an_unset_treatment_falls_back_to_control_and_the_trace_says_so(
 
 
 def test_an_unloadable_treatment_falls_back_to_control(two_variants: Path, api_client: APIClient) -> None:
+    # Gone from the store and from this machine's verified cache (the switch's check cached it).
     shutil.rmtree(two_variants / "registry" / "v1.1.0")
+    shutil.rmtree(two_variants / "cache" / "v1.1.0")
     body = api_client.get("/recommendations", {"userId": users_in("treatment")[0]}).json()
     assert body["modelVersion"] == "v1.0.0"
     wait_until(lambda: PredictionTrace.objects.filter(request_id=body["requestId"]).exists())
