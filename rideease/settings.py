@@ -185,6 +185,15 @@ TRACE_FLUSH_SECONDS = float(env_int("TRACE_FLUSH_MS", 200, minimum=10)) / 1000
 TRACE_SPOOL_DIR = Path(env_str("TRACE_SPOOL_DIR", str(VAR_DIR / "spool")))
 TRACE_SPOOL_MAX_BYTES = env_int("TRACE_SPOOL_MAX_BYTES", 256 * 1024 * 1024, minimum=1024)
 
+# --- Experiments ------------------------------------------------------------------------------------------------------
+# A user converts with one of these events on a recommended item within this many minutes of the exposure.
+CONVERSION_WINDOW_MINUTES = env_int("CONVERSION_WINDOW_MINUTES", 30, minimum=1, maximum=7 * 24 * 60)
+CONVERSION_EVENT_TYPES = env_list("CONVERSION_EVENT_TYPES", ["book"])
+EXPERIMENT_ALPHA = float(env_str("EXPERIMENT_ALPHA", "0.05"))
+# The smallest relative change in conversion rate worth detecting, and the power wanted to detect it.
+EXPERIMENT_RELATIVE_MDE = float(env_str("EXPERIMENT_RELATIVE_MDE", "0.10"))
+EXPERIMENT_POWER = float(env_str("EXPERIMENT_POWER", "0.80"))
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

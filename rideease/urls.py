@@ -13,6 +13,7 @@ urlpatterns = [
     path("", include("recommendations.urls")),
     path("", include("tracing.urls")),
     path("", include("registry.urls")),
+    path("", include("experiments.urls")),
     path("metrics", exports.ExportToDjangoView, name="metrics"),
     path("admin/ui/", admin.site.urls),
 ]

@@ -1,0 +1,110 @@
+"""The summary endpoint and command over real events in the database, including --apply."""
+
+import json
+from datetime import timedelta
+from io import StringIO
+from pathlib import Path
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+from django.utils import timezone
+from rest_framework.test import APIClient
+
+from recommendations.events import EventInput
+from recommendations.services import raw_event_store_many
+from registry.models import ServingState, ServingStateChange
+
+pytestmark = pytest.mark.django_db
+
+
+def plant(users: int, rate_control: float, rate_treatment: float, *, control: str, treatment: str) -> None:
+    """Half the users see control, half treatment, 10 minutes ago; a share of each books a shown item."""
+    now = timezone.now()
+    events = []
+    for n in range(users):
+        variant, version, rate = (
+            ("control", control, rate_control) if n % 2 == 0 else ("treatment", treatment, rate_treatment)
+        )
+        user = f"exp-user-{n:05d}"
+        payload = {"requestId": f"req-{n}", "variant": variant, "modelVersion": version, "items": ["a", "b"]}
+        events.append(EventInput("recommend", user, now - timedelta(minutes=10), None, payload))
+        if (n // 2) < rate * (users // 2):
+            events.append(EventInput("book", user, now - timedelta(minutes=5), "a"))
+    raw_event_store_many(events=events)
+
+
+@pytest.fixture
+def served(serving_env: Path) -> None:
+    args = ["--users", "100", "--items", "30", "--days", "20", "--events", "1500"]
+    call_command("seed_demo", *args, stdout=StringIO(), stderr=StringIO())
+    call_command("train", "--lookback-days", "20", "--promote", "control", stdout=StringIO(), stderr=StringIO())
+    call_command(
+        "train",
+        "--lookback-days",
+        "20",
+        "--algorithm",
+        "svd",
+        "--promote",
+        "treatment",
+        stdout=StringIO(),
+        stderr=StringIO(),
+    )
+
+
+def test_the_summary_reports_counts_statistics_and_a_decision(served: None, api_client: APIClient) -> None:
+    plant(400, 0.30, 0.30, control="v1.0.0", treatment="v1.1.0")
+    body = api_client.get("/experiments/rec-engine/summary", {"windowHours": 1}).json()
+    assert body["window"]["hours"] == 1
+    control, treatment = body["variants"]["control"], body["variants"]["treatment"]
+    assert (control["exposedUsers"], control["convertedUsers"], control["conversionRate"]) == (200, 60, 0.3)
+    assert treatment["versions"] == [{"version": "v1.1.0", "exposures": 200, "share": 1.0}]
+    stats = body["stats"]
+    assert stats["difference"] == 0.0 and stats["pValue"] == pytest.approx(1.0)
+    assert stats["ci"]["level"] == 0.95 and stats["ci"]["method"].startswith("score test")
+    assert stats["srm"]["ok"] is True
+    assert body["decision"] == "keep-running"
+    assert "insufficient_sample" in body["reasons"] and "not_significant" in body["reasons"]
+
+
+@pytest.mark.parametrize("hours", ["0", "721", "abc", "1.5", "-3"])
+def test_the_window_is_validated(serving_env: Path, api_client: APIClient, hours: str) -> None:
+    response = api_client.get("/experiments/rec-engine/summary", {"windowHours": hours})
+    assert (response.status_code, response.json()["error"]) == (400, "validation_error")
+
+
+def test_an_unknown_experiment_is_a_404(serving_env: Path, api_client: APIClient) -> None:
+    response = api_client.get("/experiments/nope/summary")
+    assert (response.status_code, response.json()["error"]) == (404, "experiment_not_found")
+
+
+@override_settings(EXPERIMENT_RELATIVE_MDE=0.5)
+def test_apply_ships_a_clear_winner_and_records_why(served: None) -> None:
+    plant(400, 0.30, 0.60, control="v1.0.0", treatment="v1.1.0")
+    out = StringIO()
+    call_command("experiment_summary", "1", "--json", "--apply", stdout=out)
+    summary = json.loads(out.getvalue())
+    assert summary["decision"] == "ship"
+    assert summary["applied"] == {"version": "v1.1.0", "target": "all", "revision": 3}
+    state = ServingState.objects.get()
+    assert (state.control_version, state.treatment_version) == ("v1.1.0", "v1.1.0")
+    assert ServingStateChange.objects.get(revision=3).reason.startswith("experiment_summary 1h: ship")
+
+
+@override_settings(EXPERIMENT_RELATIVE_MDE=0.5)
+def test_apply_rolls_back_a_clear_loser_and_without_apply_nothing_changes(served: None) -> None:
+    plant(400, 0.60, 0.30, control="v1.0.0", treatment="v1.1.0")
+    out = StringIO()
+    call_command("experiment_summary", "1", stdout=out)
+    assert "decision: rollback" in out.getvalue()
+    assert ServingState.objects.get().revision == 2
+    call_command("experiment_summary", "1", "--apply", stdout=StringIO())
+    assert ServingState.objects.get().treatment_version == "v1.0.0"
+
+
+def test_bad_command_arguments_are_clear_errors(serving_env: Path) -> None:
+    with pytest.raises(CommandError, match="windowHours must be"):
+        call_command("experiment_summary", "0", stdout=StringIO())
+    with pytest.raises(CommandError, match="--alpha must be between 0 and 1"):
+        call_command("experiment_summary", "24", "--alpha", "2", stdout=StringIO())
