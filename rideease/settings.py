@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from rideease import __version__
-from rideease.env import env_bool, env_int, env_list, env_str
+from rideease.env import env_bool, env_float, env_int, env_list, env_str
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 VAR_DIR = Path(env_str("RIDEEASE_VAR_DIR", str(BASE_DIR / "var")))
@@ -189,10 +189,10 @@ TRACE_SPOOL_MAX_BYTES = env_int("TRACE_SPOOL_MAX_BYTES", 256 * 1024 * 1024, mini
 # A user converts with one of these events on a recommended item within this many minutes of the exposure.
 CONVERSION_WINDOW_MINUTES = env_int("CONVERSION_WINDOW_MINUTES", 30, minimum=1, maximum=7 * 24 * 60)
 CONVERSION_EVENT_TYPES = env_list("CONVERSION_EVENT_TYPES", ["book"])
-EXPERIMENT_ALPHA = float(env_str("EXPERIMENT_ALPHA", "0.05"))
+EXPERIMENT_ALPHA = env_float("EXPERIMENT_ALPHA", 0.05, minimum=1e-6, maximum=0.5)
 # The smallest relative change in conversion rate worth detecting, and the power wanted to detect it.
-EXPERIMENT_RELATIVE_MDE = float(env_str("EXPERIMENT_RELATIVE_MDE", "0.10"))
-EXPERIMENT_POWER = float(env_str("EXPERIMENT_POWER", "0.80"))
+EXPERIMENT_RELATIVE_MDE = env_float("EXPERIMENT_RELATIVE_MDE", 0.10, minimum=0.001, maximum=10.0)
+EXPERIMENT_POWER = env_float("EXPERIMENT_POWER", 0.80, minimum=0.5, maximum=0.999)
 
 LOGGING = {
     "version": 1,

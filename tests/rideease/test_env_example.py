@@ -8,7 +8,7 @@ SOURCE_DIRS = ["rideease", "recommendations", "registry", "experiments", "tracin
 # The test suite's own configuration lives in its database plugin.
 TEST_CONFIG = BASE_DIR / "tests" / "mongodb_server.py"
 READ = re.compile(
-    r"""(?:env_(?:str|int|bool|list)|environ(?:\.get|\.setdefault)?|getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']"""
+    r"""(?:env_(?:str|int|bool|list|float)|environ(?:\.get|\.setdefault)?|getenv)\(\s*["']([A-Z][A-Z0-9_]+)["']"""
 )
 # Set by the tooling, not by an operator.
 NOT_CONFIGURATION = {"DJANGO_SETTINGS_MODULE"}
