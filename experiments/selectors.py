@@ -10,7 +10,7 @@ from django.db import connections
 from pymongo.collection import Collection
 
 from experiments.exposures import CONVERSION, EXPOSURE, Event, ExposureCounts, count_exposures, merged
-from experiments.statistics import Arm, Result, Settings, analyse
+from experiments.statistics import Arm, Result, Settings, analyse, rate_interval
 from registry.selectors import serving_state_current
 from registry.services import DEFAULT_EXPERIMENT
 from rideease.errors import ApplicationError
@@ -77,8 +77,9 @@ def window_counts(*, start: datetime, end: datetime) -> ExposureCounts:
     return count_exposures(merged(exposures, conversions), window=window)
 
 
-def _variant_json(counts: Any) -> dict[str, Any]:
+def _variant_json(counts: Any, alpha: float) -> dict[str, Any]:
     total = sum(counts.versions.values())
+    interval = rate_interval(Arm(counts.exposed_users, counts.converted_users), alpha=alpha)
     return {
         "versions": [
             {"version": version, "exposures": n, "share": round(n / total, 4)}
@@ -87,6 +88,9 @@ def _variant_json(counts: Any) -> dict[str, Any]:
         "exposedUsers": counts.exposed_users,
         "convertedUsers": counts.converted_users,
         "conversionRate": round(counts.converted_users / counts.exposed_users, 6) if counts.exposed_users else None,
+        "conversionRateCi": {"lower": round(interval[0], 6), "upper": round(interval[1], 6), "method": "wilson"}
+        if interval
+        else None,
     }
 
 
@@ -134,7 +138,10 @@ def experiment_summary(*, experiment: str, hours: int, now: datetime, alpha: flo
             "eventTypes": settings.CONVERSION_EVENT_TYPES,
         },
         "treatmentShare": share,
-        "variants": {"control": _variant_json(counts.control), "treatment": _variant_json(counts.treatment)},
+        "variants": {
+            "control": _variant_json(counts.control, config.alpha),
+            "treatment": _variant_json(counts.treatment, config.alpha),
+        },
         "usersInBothVariants": counts.users_in_both,
         "stats": _stats_json(result),
         "decision": result.decision,

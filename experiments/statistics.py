@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 
 from scipy.stats import chisquare, norm
 from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import proportion_effectsize, score_test_proportions_2indep
+from statsmodels.stats.proportion import proportion_confint, proportion_effectsize, score_test_proportions_2indep
 
 METHOD = "score test for the difference (Mee interval by test inversion; pooled z-test at zero)"
 _BISECTIONS = 60
@@ -115,6 +115,14 @@ def score_interval(treatment: Arm, control: Arm, *, alpha: float) -> tuple[float
         return math.isnan(z) or z < -critical
 
     return bound(-1.0, estimate, too_low), bound(1.0, estimate, too_high)
+
+
+def rate_interval(arm: Arm, *, alpha: float) -> tuple[float, float] | None:
+    """Wilson interval of one arm's conversion rate (for display; the decision uses the difference's interval)."""
+    if arm.exposed == 0:
+        return None
+    lower, upper = proportion_confint(arm.converted, arm.exposed, alpha=alpha, method="wilson")
+    return float(lower), float(upper)
 
 
 def srm_p_value(control: int, treatment: int, treatment_share: float) -> float | None:

@@ -4,6 +4,8 @@ from django.contrib import admin
 from django.urls import include, path
 from django_prometheus import exports
 
+from experiments.admin_views import experiment_summary_page
+
 admin.site.site_header = "RideEase Reco"
 admin.site.site_title = "RideEase Reco admin"
 admin.site.index_title = "Models, serving state, events and traces"
@@ -15,6 +17,9 @@ urlpatterns = [
     path("", include("registry.urls")),
     path("", include("experiments.urls")),
     path("metrics", exports.ExportToDjangoView, name="metrics"),
+    path(
+        "admin/ui/experiment-summary/", admin.site.admin_view(experiment_summary_page), name="experiment-summary-page"
+    ),
     path("admin/ui/", admin.site.urls),
 ]
 

@@ -4,6 +4,7 @@ import json
 from datetime import timedelta
 from io import StringIO
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.management import call_command
@@ -108,3 +109,14 @@ def test_bad_command_arguments_are_clear_errors(serving_env: Path) -> None:
         call_command("experiment_summary", "0", stdout=StringIO())
     with pytest.raises(CommandError, match="--alpha must be between 0 and 1"):
         call_command("experiment_summary", "24", "--alpha", "2", stdout=StringIO())
+
+
+def test_the_admin_shows_the_summary_with_a_chart(served: None, staff_client: Any) -> None:
+    plant(400, 0.30, 0.45, control="v1.0.0", treatment="v1.1.0")
+    page = staff_client.get("/admin/ui/experiment-summary/?windowHours=2")
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert '<svg id="conversion-chart"' in html
+    assert "control: 30.00%" in html and "treatment: 45.00%" in html
+    assert html.count("<rect") == 2
+    assert APIClient().get("/admin/ui/experiment-summary/").status_code == 302  # staff login required
