@@ -1,12 +1,21 @@
 """Liveness and readiness endpoints."""
 
+import os
+from collections.abc import Iterator
+
 from django.conf import settings
+from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.registry import Collector
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from monitoring.selectors import process_uptime_seconds, readiness_checks
+from monitoring.metrics import UptimeCollector
+from monitoring.selectors import last_published_at, process_uptime_seconds, readiness_checks
+from rideease.errors import DATABASE_ERRORS
 
 
 class HealthzApi(APIView):
@@ -37,3 +46,31 @@ class ReadyzApi(APIView):
             failing = ", ".join(check.detail for check in checks if not check.ok)
             body = {"error": "not_ready", "message": f"Not ready: {failing}.", "details": body}
         return Response(body, status=200 if ready else 503)
+
+
+class TrainingFreshnessCollector(Collector):
+    """rideease_model_last_published_timestamp_seconds: when the newest version was registered (read per scrape)."""
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        try:
+            published = last_published_at()
+        except DATABASE_ERRORS:
+            return  # no sample rather than a wrong one; the database alerts say why
+        if published is not None:
+            yield GaugeMetricFamily(
+                "rideease_model_last_published_timestamp_seconds",
+                "Unix time at which the newest model version was registered.",
+                value=published.timestamp(),
+            )
+
+
+def metrics_view(request: HttpRequest) -> HttpResponse:
+    """GET /metrics: every worker's metrics merged (multiprocess mode under gunicorn), plus uptime and freshness."""
+    registry = CollectorRegistry()
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(REGISTRY)
+    registry.register(UptimeCollector())
+    registry.register(TrainingFreshnessCollector())
+    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

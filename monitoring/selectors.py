@@ -2,6 +2,7 @@
 
 import time
 from dataclasses import dataclass
+from datetime import datetime
 
 import pymongo
 from django.db import connections
@@ -52,3 +53,11 @@ def serving_check() -> CheckResult:
 def readiness_checks() -> list[CheckResult]:
     """Everything that must hold before this process should receive traffic."""
     return [database_check(), serving_check()]
+
+
+def last_published_at() -> datetime | None:
+    """When the newest model version was registered, or None before the first one."""
+    from registry.models import ModelVersion
+
+    row = ModelVersion.objects.order_by("-created_at").values("created_at").first()
+    return row["created_at"] if row else None

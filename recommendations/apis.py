@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from monitoring.metrics import PREDICTION_ERRORS, PREDICTION_LATENCY, PREDICTION_REQUESTS
 from recommendations.queries import recommendation_query_parse
 from recommendations.runtime import serving_runtime, trace_writer
 from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve
@@ -61,6 +62,27 @@ class RecommendationApi(APIView):
 
     def _serve(self, request: Request, raw: dict[str, Any], *, from_query: bool) -> Response:
         started = time.perf_counter()
+        try:
+            response, variant = self._answer(request, raw, from_query=from_query, started=started)
+        except ApplicationError as exc:
+            status = "unavailable" if exc.status == 503 else "invalid" if exc.status < 500 else "error"
+            PREDICTION_REQUESTS.labels(variant="none", status=status).inc()
+            if status != "invalid":
+                PREDICTION_ERRORS.labels(stage="serving").inc()
+            else:
+                PREDICTION_ERRORS.labels(stage="validation").inc()
+            raise
+        except Exception:
+            PREDICTION_REQUESTS.labels(variant="none", status="error").inc()
+            PREDICTION_ERRORS.labels(stage="serving").inc()
+            raise
+        PREDICTION_REQUESTS.labels(variant=variant, status="ok").inc()
+        PREDICTION_LATENCY.labels(variant=variant).observe((time.perf_counter() - started) * 1000)
+        return response
+
+    def _answer(
+        self, request: Request, raw: dict[str, Any], *, from_query: bool, started: float
+    ) -> tuple[Response, str]:
         query = recommendation_query_parse(raw, from_query=from_query)
         if isinstance(query, dict):
             raise ApplicationError("validation_error", "The request is invalid.", details={"fields": query})
@@ -89,7 +111,7 @@ class RecommendationApi(APIView):
         response["X-Request-ID"] = served.request_id
         if "clientRequestId" in metadata:
             response["X-Client-Request-ID"] = metadata["clientRequestId"]
-        return response
+        return response, served.variant
 
 
 def _request_id(request: Request) -> tuple[str, dict[str, Any]]:

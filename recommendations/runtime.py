@@ -10,7 +10,8 @@ from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
-from recommendations.serving import ServingRuntime, StateView
+from monitoring.metrics import PREDICTION_ERRORS, serving_metrics_set
+from recommendations.serving import ServingRuntime, ServingSnapshot, StateView
 from registry.loading import LoadedModel, model_version_load, model_version_load_cached
 from registry.selectors import serving_state_view
 from rideease.errors import DATABASE_ERRORS
@@ -53,6 +54,17 @@ def _read_state() -> StateView | None:
     return state
 
 
+def _served(snapshot: ServingSnapshot) -> dict[str, str | None]:
+    return {
+        "control": snapshot.control.version if snapshot.control else None,
+        "treatment": snapshot.treatment.version if snapshot.treatment else None,
+    }
+
+
+def _publish_serving_metrics(old: ServingSnapshot, new: ServingSnapshot) -> None:
+    serving_metrics_set(revision=new.revision, share=new.treatment_share, served=_served(new), previous=_served(old))
+
+
 def _load_model(version: str) -> LoadedModel:
     try:
         return model_version_load(version=version)
@@ -71,6 +83,8 @@ def serving_runtime() -> ServingRuntime:
                 load_model=_load_model,
                 clock=timezone.now,
                 refresh_seconds=settings.SERVING_REFRESH_SECONDS,
+                on_swap=_publish_serving_metrics,
+                on_error=lambda stage: PREDICTION_ERRORS.labels(stage=stage).inc(),
             )
             _runtime.start()
         return _runtime

@@ -54,12 +54,33 @@ UNLOADED = ServingSnapshot(0, 0.0, None, None, None, "the serving state has not 
 ReadState = Callable[[], StateView | None]
 LoadModel = Callable[[str], LoadedModel]
 Clock = Callable[[], datetime]
+# Told (old snapshot, new snapshot) after each swap, and the stage name of each failure; for metrics.
+OnSwap = Callable[[ServingSnapshot, ServingSnapshot], None]
+OnError = Callable[[str], None]
+
+
+def _ignore_swap(old: ServingSnapshot, new: ServingSnapshot) -> None:
+    return None
+
+
+def _ignore_error(stage: str) -> None:
+    return None
 
 
 class ServingRuntime:
     """Holds the current snapshot for this process and keeps it in step with the database."""
 
-    def __init__(self, read_state: ReadState, load_model: LoadModel, clock: Clock, refresh_seconds: float) -> None:
+    def __init__(
+        self,
+        read_state: ReadState,
+        load_model: LoadModel,
+        clock: Clock,
+        refresh_seconds: float,
+        on_swap: OnSwap = _ignore_swap,
+        on_error: OnError = _ignore_error,
+    ) -> None:
+        self._on_swap = on_swap
+        self._on_error = on_error
         self._read_state = read_state
         self._load_model = load_model
         self._clock = clock
@@ -97,6 +118,7 @@ class ServingRuntime:
             try:
                 self.refresh()
             except Exception:  # a refresh must never kill the thread; the last good snapshot keeps serving
+                self._on_error("state_refresh")
                 logger.exception("Serving refresh failed; keeping revision %s", self._snapshot.revision)
 
     def _model(self, version: str) -> LoadedModel:
@@ -114,7 +136,9 @@ class ServingRuntime:
                 return self._snapshot
             if state.revision == self._snapshot.revision and self._snapshot.control is not None:
                 return self._snapshot
-            self._snapshot = self._build(state)
+            previous, self._snapshot = self._snapshot, self._build(state)
+            if self._snapshot is not previous:
+                self._on_swap(previous, self._snapshot)
             self._models = {
                 model.version: model for model in (self._snapshot.control, self._snapshot.treatment) if model
             }
@@ -125,6 +149,7 @@ class ServingRuntime:
             control = self._model(state.control_version)
         except Exception as exc:  # any load failure means the same thing: not servable
             reason = f"control version {state.control_version} cannot be loaded: {_describe(exc)}"
+            self._on_error("model_load")
             logger.error(reason)
             if self._snapshot.control is not None:
                 # Keep serving the last good snapshot rather than going dark.
@@ -139,6 +164,7 @@ class ServingRuntime:
                 treatment = self._model(state.treatment_version)
             except Exception as exc:
                 fallback = "treatment_unloadable"
+                self._on_error("model_load")
                 logger.error("treatment version %s cannot be loaded: %s", state.treatment_version, _describe(exc))
         return ServingSnapshot(
             state.revision, state.treatment_share, control, treatment, fallback, None, loaded_at=self._clock()

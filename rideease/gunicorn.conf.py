@@ -32,6 +32,10 @@ os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", str(_VAR_DIR / "prometheus"))
 
 def on_starting(server: Any) -> None:
     """Start every run with an empty metrics directory, so stale workers' files never add up."""
+    import time
+
+    # Uptime counts from here; the workers inherit it.
+    os.environ["RIDEEASE_STARTED_AT"] = str(time.time())
     directory = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     shutil.rmtree(directory, ignore_errors=True)
     directory.mkdir(parents=True, exist_ok=True)
@@ -46,8 +50,10 @@ def child_exit(server: Any, worker: Any) -> None:
 
 def post_worker_init(worker: Any) -> None:
     """Load the serving state and models, and replay any trace spool, before the worker takes requests."""
+    from monitoring.metrics import metrics_initialise
     from recommendations.runtime import serving_runtime, trace_writer
 
+    metrics_initialise()
     trace_writer()
     serving_runtime()
 

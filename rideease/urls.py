@@ -2,9 +2,9 @@
 
 from django.contrib import admin
 from django.urls import include, path
-from django_prometheus import exports
 
 from experiments.admin_views import experiment_summary_page
+from monitoring.apis import metrics_view
 
 admin.site.site_header = "RideEase Reco"
 admin.site.site_title = "RideEase Reco admin"
@@ -16,7 +16,7 @@ urlpatterns = [
     path("", include("tracing.urls")),
     path("", include("registry.urls")),
     path("", include("experiments.urls")),
-    path("metrics", exports.ExportToDjangoView, name="metrics"),
+    path("metrics", metrics_view, name="metrics"),
     path(
         "admin/ui/experiment-summary/", admin.site.admin_view(experiment_summary_page), name="experiment-summary-page"
     ),

@@ -22,6 +22,8 @@ from bson import ObjectId, json_util
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, PyMongoError
 
+from monitoring.metrics import PREDICTION_ERRORS, TRACE_BACKLOG
+
 logger = logging.getLogger(__name__)
 DUPLICATE_KEY = 11000
 TRACES = "prediction_traces"
@@ -115,6 +117,7 @@ class TraceWriter:
             if time.monotonic() - self._last_replay >= self._config.replay_seconds:
                 self._last_replay = time.monotonic()
                 self.replay_spool()
+                TRACE_BACKLOG.set(self.backlog())
 
     def _drain(self) -> list[tuple[str, dict[str, Any]]]:
         items: list[tuple[str, dict[str, Any]]] = []
@@ -146,6 +149,7 @@ class TraceWriter:
             for name, documents in by_collection.items():
                 self._insert(name, documents)
         except PyMongoError as exc:
+            PREDICTION_ERRORS.labels(stage="trace_write").inc()
             logger.warning(
                 "Trace writer: database unavailable (%s); spooling %d records", type(exc).__name__, len(items)
             )

@@ -71,7 +71,8 @@ def test_a_staff_user_promotes_a_version_to_treatment_in_the_admin(tmp_path: Pat
             history = page.locator("#result_list").inner_text()
             assert "carol" in history and "promote the new svd" in history
             browser.close()
-            deadline = time.monotonic() + 1.5
+            # Propagation within a second is test_propagation's job; here the flow matters, so allow for a busy machine.
+            deadline = time.monotonic() + 10
             served = ""
             while time.monotonic() < deadline and served != "v1.2.0":
                 served = json.loads(http_get(f"{base}/recommendations?userId={TREATED}")[1])["modelVersion"]
