@@ -17,31 +17,39 @@ from rideease.errors import ApplicationError
 
 EXPERIMENTS = (DEFAULT_EXPERIMENT,)
 BATCH = 20_000
+SLICE = timedelta(hours=1)
 
 
 def _events() -> Collection[dict[str, Any]]:
     return connections["default"].get_collection("raw_events")  # type: ignore[attr-defined, no-any-return]
 
 
+def _time_slices(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
+    """Consecutive [a, b) slices of SLICE covering [start, end)."""
+    while start < end:
+        yield start, min(start + SLICE, end)
+        start += SLICE
+
+
+def _sorted_by_time(query: dict[str, Any], projection: dict[str, int], start: datetime, end: datetime) -> Iterator[Any]:
+    """Documents matching `query` with ts in [start, end), oldest first.
+
+    Read one hour at a time, each slice sorted by the server: a server that sorts in memory (rather than walking the
+    (type, ts) index) then never holds more than an hour of events, and our side holds one batch.
+    """
+    for low, high in _time_slices(start, end):
+        yield from (
+            _events()
+            .find({**query, "ts": {"$gte": low, "$lt": high}}, projection=projection, batch_size=BATCH)
+            .sort("ts", 1)
+            .allow_disk_use(True)
+        )
+
+
 def exposure_stream(*, start: datetime, end: datetime) -> Iterator[Event]:
     """`recommend` events in [start, end), oldest first, with only the fields the summary needs."""
-    cursor = (
-        _events()
-        .find(
-            {"type": "recommend", "ts": {"$gte": start, "$lt": end}},
-            projection={
-                "_id": 0,
-                "userId": 1,
-                "ts": 1,
-                "payload.variant": 1,
-                "payload.modelVersion": 1,
-                "payload.items": 1,
-            },
-            batch_size=BATCH,
-        )
-        .sort("ts", 1)
-    )
-    for doc in cursor:
+    projection = {"_id": 0, "userId": 1, "ts": 1, "payload.variant": 1, "payload.modelVersion": 1, "payload.items": 1}
+    for doc in _sorted_by_time({"type": "recommend"}, projection, start, end):
         payload = doc.get("payload") or {}
         yield Event(
             ts=doc["ts"],
@@ -55,16 +63,8 @@ def exposure_stream(*, start: datetime, end: datetime) -> Iterator[Event]:
 
 def conversion_stream(*, start: datetime, end: datetime, types: list[str]) -> Iterator[Event]:
     """Conversion events in [start, end), oldest first."""
-    cursor = (
-        _events()
-        .find(
-            {"type": {"$in": types}, "ts": {"$gte": start, "$lt": end}},
-            projection={"_id": 0, "userId": 1, "ts": 1, "itemId": 1},
-            batch_size=BATCH,
-        )
-        .sort("ts", 1)
-    )
-    for doc in cursor:
+    projection = {"_id": 0, "userId": 1, "ts": 1, "itemId": 1}
+    for doc in _sorted_by_time({"type": {"$in": types}}, projection, start, end):
         yield Event(ts=doc["ts"], kind=CONVERSION, user_id=doc["userId"], item_id=str(doc.get("itemId") or ""))
 
 

@@ -85,10 +85,12 @@ def _seed(uri: str, db: str, events: int) -> None:
 
 def _measure(uri: str, db: str, mode: str) -> dict[str, Any]:
     env = {**os.environ, "MONGODB_URI": uri, "MONGODB_DB": db}
-    out = subprocess.run(
-        [sys.executable, __file__, "child", mode], cwd=BASE_DIR, env=env, check=True, capture_output=True, text=True
-    ).stdout
-    return dict(json.loads(out.strip().splitlines()[-1]))
+    done = subprocess.run(
+        [sys.executable, __file__, "child", mode], cwd=BASE_DIR, env=env, capture_output=True, text=True
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"{mode} failed:\n{done.stderr[-3000:]}")
+    return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
 def main() -> None:
