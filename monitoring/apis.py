@@ -1,10 +1,11 @@
 """Liveness and readiness endpoints."""
 
+import hmac
 import os
 from collections.abc import Iterator
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.utils import timezone
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
@@ -15,7 +16,7 @@ from rest_framework.views import APIView
 
 from monitoring.metrics import UptimeCollector
 from monitoring.selectors import last_published_at, process_uptime_seconds, readiness_checks
-from rideease.errors import DATABASE_ERRORS
+from rideease.errors import DATABASE_ERRORS, error_body
 
 
 class HealthzApi(APIView):
@@ -65,7 +66,15 @@ class TrainingFreshnessCollector(Collector):
 
 
 def metrics_view(request: HttpRequest) -> HttpResponse:
-    """GET /metrics: every worker's metrics merged (multiprocess mode under gunicorn), plus uptime and freshness."""
+    """GET /metrics: every worker's metrics merged (multiprocess mode under gunicorn), plus uptime and freshness.
+
+    With METRICS_TOKEN set, a scrape must send `Authorization: Bearer <token>` (compared in constant time).
+    """
+    token: str = settings.METRICS_TOKEN
+    if token:
+        given = request.META.get("HTTP_AUTHORIZATION", "")
+        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+            return JsonResponse(error_body("authentication_failed", "A valid bearer token is required."), status=401)
     registry = CollectorRegistry()
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]

@@ -185,6 +185,9 @@ TRACE_FLUSH_SECONDS = float(env_int("TRACE_FLUSH_MS", 200, minimum=10)) / 1000
 TRACE_SPOOL_DIR = Path(env_str("TRACE_SPOOL_DIR", str(VAR_DIR / "spool")))
 TRACE_SPOOL_MAX_BYTES = env_int("TRACE_SPOOL_MAX_BYTES", 256 * 1024 * 1024, minimum=1024)
 
+# Off by default: Prometheus usually scrapes inside the network. Set it to require "Authorization: Bearer <token>".
+METRICS_TOKEN = env_str("METRICS_TOKEN")
+
 # --- Experiments ------------------------------------------------------------------------------------------------------
 # A user converts with one of these events on a recommended item within this many minutes of the exposure.
 CONVERSION_WINDOW_MINUTES = env_int("CONVERSION_WINDOW_MINUTES", 30, minimum=1, maximum=7 * 24 * 60)

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from django.test import override_settings
 from rest_framework.test import APIClient
 
 from rideease import __version__
@@ -44,3 +45,14 @@ def test_with_the_database_stopped_readyz_is_503_and_healthz_stays_200(tmp_path:
             assert http_get(f"{base}/healthz")[0] == 200
     finally:
         embedded_db_stop(server)
+
+
+@pytest.mark.django_db
+def test_metrics_can_require_a_bearer_token(api_client: APIClient) -> None:
+    assert api_client.get("/metrics").status_code == 200
+    with override_settings(METRICS_TOKEN="scrape-secret"):
+        assert api_client.get("/metrics").status_code == 401
+        assert api_client.get("/metrics", HTTP_AUTHORIZATION="Bearer wrong").status_code == 401
+        response = api_client.get("/metrics", HTTP_AUTHORIZATION="Bearer scrape-secret")
+        assert response.status_code == 200
+        assert b"rideease_prediction_requests_total" in response.content
