@@ -9,9 +9,9 @@ Exposures and conversions arrive merged in time order, so only each user's expos
 are held: memory follows the number of users, not the number of events.
 """
 
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from heapq import merge
 
@@ -32,11 +32,20 @@ class Event:
     item_id: str = ""
 
 
-@dataclass
 class _User:
-    variants: set[str] = field(default_factory=set)
-    converted: bool = False
-    recent: deque[tuple[datetime, frozenset[str]]] = field(default_factory=deque)
+    """Per-user state, kept small: tens of thousands of these live at once."""
+
+    __slots__ = ("converted", "recent", "variants")
+
+    def __init__(self) -> None:
+        self.variants: frozenset[str] = frozenset()
+        self.converted = False
+        # (time, items) of this user's exposures within the last conversion window, oldest first.
+        self.recent: list[tuple[datetime, frozenset[str]]] = []
+
+    def forget_before(self, moment: datetime) -> None:
+        if self.recent and self.recent[0][0] < moment:
+            self.recent = [entry for entry in self.recent if entry[0] >= moment]
 
 
 @dataclass(frozen=True)
@@ -68,19 +77,25 @@ def count_exposures(events: Iterable[Event], *, window: timedelta) -> ExposureCo
     for event in events:
         if event.kind == EXPOSURE:
             exposures += 1
-            user = users.setdefault(event.user_id, _User())
-            user.variants.add(event.variant)
-            user.recent.append((event.ts, event.items))
+            user = users.get(event.user_id)
+            if user is None:
+                user = users[event.user_id] = _User()
+            if event.variant not in user.variants:
+                user.variants = user.variants | {event.variant}
+            if not user.converted:
+                # Older exposures can no longer be converted on: keep only what the window still covers.
+                user.forget_before(event.ts - window)
+                user.recent.append((event.ts, event.items))
             versions.setdefault(event.variant, Counter())[event.model_version] += 1
             continue
         conversions += 1
         exposed = users.get(event.user_id)
         if exposed is None or exposed.converted:
             continue
-        while exposed.recent and exposed.recent[0][0] < event.ts - window:
-            exposed.recent.popleft()
+        exposed.forget_before(event.ts - window)
         if any(event.item_id in items for _, items in exposed.recent):
             exposed.converted = True
+            exposed.recent = []
     return ExposureCounts(
         control=_variant(users, versions, "control"),
         treatment=_variant(users, versions, "treatment"),
