@@ -125,8 +125,9 @@ def main() -> None:
         "## Experiment summary vs a bare scan (`tests/benchmarks/bench_summary.py`)",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d} against the embedded SecantusDB: synthetic events in the last 24 h "
-        "(70% exposures with 10 items, 30% bookings). **scan** reads the same two cursors (exposures; bookings up to "
-        "one conversion window later) with the same projections and does nothing; **summary** is "
+        "(70% exposures with 10 items, 30% bookings; one user per 20 events). **scan** reads the same two cursors "
+        "(exposures; bookings up to one conversion window later) with the same projections and does nothing; "
+        "**summary** is "
         f"`experiment_summary(hours=24)`. Medians of {REPEATS} fresh processes each.",
         "",
         "| events | scan s | summary s | summary / scan | scan peak RSS MB | summary peak RSS MB |",
