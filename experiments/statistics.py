@@ -16,7 +16,7 @@
 import math
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from scipy.stats import chisquare, norm
 from statsmodels.stats.power import NormalIndPower
@@ -180,63 +180,28 @@ def analyse(control: Arm, treatment: Arm, settings: Settings) -> Result:
     needed = min_sample_per_variant(control.rate, settings)
     power = achieved_power(control.rate, control.exposed, treatment.exposed, settings)
     level = 1 - settings.alpha
+    base = Result(
+        None, None, None, None, level, METHOD, None, None, settings.alpha, srm, srm_ok, needed, power, KEEP_RUNNING, []
+    )
     if control.exposed == 0 or treatment.exposed == 0:
-        return Result(
-            None,
-            None,
-            None,
-            None,
-            level,
-            METHOD,
-            None,
-            None,
-            settings.alpha,
-            srm,
-            srm_ok,
-            needed,
-            power,
-            KEEP_RUNNING,
-            ["no_exposures"],
-        )
+        return replace(base, reasons=["no_exposures"])
     difference = treatment.rate - control.rate
     lift = difference / control.rate if control.rate > 0 else None
     if control.converted + treatment.converted in (0, control.exposed + treatment.exposed):
         # Every user converted, or none did: the rates are equal at the boundary and no test is defined.
-        return Result(
-            difference,
-            lift,
-            None,
-            None,
-            level,
-            METHOD,
-            None,
-            None,
-            settings.alpha,
-            srm,
-            srm_ok,
-            needed,
-            power,
-            KEEP_RUNNING,
-            ["no_variance"],
-        )
+        return replace(base, difference=difference, relative_lift=lift, reasons=["no_variance"])
     z, p_value = score_test(treatment, control)
     lower, upper = score_interval(treatment, control, alpha=settings.alpha)
     enough = needed is not None and min(control.exposed, treatment.exposed) >= needed
     decision, reasons = _decide(p_value < settings.alpha, difference, enough, srm_ok)
-    return Result(
-        difference,
-        lift,
-        float(lower),
-        float(upper),
-        level,
-        METHOD,
-        z,
-        p_value,
-        settings.alpha,
-        srm,
-        srm_ok,
-        needed,
-        power,
-        decision,
-        reasons,
+    return replace(
+        base,
+        difference=difference,
+        relative_lift=lift,
+        ci_lower=lower,
+        ci_upper=upper,
+        z=z,
+        p_value=p_value,
+        decision=decision,
+        reasons=reasons,
     )

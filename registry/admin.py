@@ -13,7 +13,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from registry.models import ModelVersion, ServingState, ServingStateChange, VersionReservation
-from registry.services import serving_state_rollback, serving_state_switch
+from registry.services import ServingStateInfo, serving_state_rollback, serving_state_switch
 from rideease.admin_base import ReadOnlyModelAdmin
 from rideease.errors import ApplicationError
 
@@ -43,6 +43,22 @@ def _confirm(
     )
 
 
+def _change_and_report(
+    modeladmin: AnyAdmin, request: HttpRequest, refused: str, change: Callable[[str, str], ServingStateInfo]
+) -> None:
+    """Apply a confirmed change as the staff user with the form's reason, and tell them the outcome."""
+    try:
+        state = change(request.user.get_username(), request.POST.get("reason", "")[:500])
+    except ApplicationError as exc:
+        modeladmin.message_user(request, f"{refused} ({exc.code}): {exc.message}", messages.ERROR)
+        return
+    modeladmin.message_user(
+        request,
+        f"Revision {state.revision}: control {state.control_version}, treatment {state.treatment_version}.",
+        messages.SUCCESS,
+    )
+
+
 def _serve_action(target: str) -> Callable[..., HttpResponse | None]:
     def action(modeladmin: AnyAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> HttpResponse | None:
         if queryset.count() != 1:
@@ -59,20 +75,13 @@ def _serve_action(target: str) -> Callable[..., HttpResponse | None]:
                 question=f"Serve {version.version} ({version.algorithm}) on {where}? Its artifacts are verified first.",
                 verb=f"serve it on {where}",
             )
-        try:
-            state = serving_state_switch(
-                version=version.version,
-                target=target,
-                actor=request.user.get_username(),
-                reason=request.POST.get("reason", "")[:500],
-            )
-        except ApplicationError as exc:
-            modeladmin.message_user(request, f"Not switched ({exc.code}): {exc.message}", messages.ERROR)
-            return None
-        modeladmin.message_user(
+        _change_and_report(
+            modeladmin,
             request,
-            f"Revision {state.revision}: control {state.control_version}, treatment {state.treatment_version}.",
-            messages.SUCCESS,
+            "Not switched",
+            lambda actor, reason: serving_state_switch(
+                version=version.version, target=target, actor=actor, reason=reason
+            ),
         )
         return None
 
@@ -127,17 +136,11 @@ def _rollback_action(target: str) -> Callable[..., HttpResponse | None]:
                 question=f"Give {target} back the version it had before its latest change?",
                 verb=f"roll back {target}",
             )
-        try:
-            state = serving_state_rollback(
-                target=target, actor=request.user.get_username(), reason=request.POST.get("reason", "")[:500]
-            )
-        except ApplicationError as exc:
-            modeladmin.message_user(request, f"Not rolled back ({exc.code}): {exc.message}", messages.ERROR)
-            return None
-        modeladmin.message_user(
+        _change_and_report(
+            modeladmin,
             request,
-            f"Revision {state.revision}: control {state.control_version}, treatment {state.treatment_version}.",
-            messages.SUCCESS,
+            "Not rolled back",
+            lambda actor, reason: serving_state_rollback(target=target, actor=actor, reason=reason),
         )
         return None
 
