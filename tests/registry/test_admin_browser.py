@@ -60,9 +60,12 @@ def test_a_staff_user_promotes_a_version_to_treatment_in_the_admin(tmp_path: Pat
             row.locator("input[name=_selected_action]").check()
             page.select_option("select[name=action]", "serve_as_treatment")
             page.click("button[name=index]")
+            page.wait_for_selector("#confirm-action")
             assert "Serve v1.2.0 on the treatment variant" in page.content()
             page.fill("#id_reason", "promote the new svd")
             page.click("#confirm-action")
+            # The click posts and redirects; read the page only once the result message is there.
+            page.wait_for_selector("ul.messagelist li")
             assert "control v1.0.0, treatment v1.2.0" in page.content()
             page.screenshot(path=str(tmp_path / "after-switch.png"))
             page.goto(f"{base}/admin/ui/registry/servingstate/")
