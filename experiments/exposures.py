@@ -5,11 +5,12 @@ at exposure time. A user converts when, within the conversion window after one o
 conversion event on one of the items recommended in that exposure. Users exposed in both variants are counted apart
 and left out of the test.
 
-Exposures and conversions arrive merged in time order, so only each user's exposures of the last conversion window
-are held: memory follows the number of users, not the number of events.
+Exposures and conversions arrive merged in time order, so only the exposures of the last conversion window keep their
+items; every other exposed user is one small int. Memory follows the number of users and the traffic of one conversion
+window, not the number of events in the summary's window.
 """
 
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -32,20 +33,54 @@ class Event:
     item_id: str = ""
 
 
-class _User:
-    """Per-user state, kept small: tens of thousands of these live at once."""
+class _Flags:
+    """Bits of a user's compact state: one int per exposed user is all that lives for the whole window."""
 
-    __slots__ = ("converted", "recent", "variants")
+    CONTROL = 1
+    TREATMENT = 2
+    OTHER = 4
+    CONVERTED = 8
 
-    def __init__(self) -> None:
-        self.variants: frozenset[str] = frozenset()
-        self.converted = False
-        # (time, items) of this user's exposures within the last conversion window, oldest first.
-        self.recent: list[tuple[datetime, frozenset[str]]] = []
 
-    def forget_before(self, moment: datetime) -> None:
-        if self.recent and self.recent[0][0] < moment:
-            self.recent = [entry for entry in self.recent if entry[0] >= moment]
+_VARIANT_BITS = {"control": _Flags.CONTROL, "treatment": _Flags.TREATMENT}
+_VARIANTS_MASK = _Flags.CONTROL | _Flags.TREATMENT | _Flags.OTHER
+
+
+class _Pending:
+    """Exposures of the last conversion window that have not converted yet, in time order across all users.
+
+    Only these carry their items; older ones are dropped as the stream's clock moves on, so what is held follows the
+    traffic of one conversion window, whatever the length of the summary's window.
+    """
+
+    def __init__(self, window: timedelta) -> None:
+        self._window = window
+        self._queue: deque[tuple[datetime, str]] = deque()
+        # Per user, oldest first; a list, as a user rarely has more than a few exposures pending.
+        self._by_user: dict[str, list[tuple[datetime, tuple[str, ...]]]] = {}
+
+    def add(self, ts: datetime, user_id: str, items: tuple[str, ...]) -> None:
+        self._queue.append((ts, user_id))
+        self._by_user.setdefault(user_id, []).append((ts, items))
+
+    def expire(self, now: datetime) -> None:
+        """Forget exposures that a conversion at `now` or later can no longer match."""
+        horizon = now - self._window
+        queue, by_user = self._queue, self._by_user
+        while queue and queue[0][0] < horizon:
+            _, user_id = queue.popleft()
+            entries = by_user.get(user_id)
+            if entries is None:  # the user converted and was forgotten already
+                continue
+            del entries[0]
+            if not entries:
+                del by_user[user_id]
+
+    def matches(self, user_id: str, item_id: str) -> bool:
+        return any(item_id in items for _, items in self._by_user.get(user_id, ()))
+
+    def forget(self, user_id: str) -> None:
+        self._by_user.pop(user_id, None)
 
 
 @dataclass(frozen=True)
@@ -71,44 +106,39 @@ def merged(exposures: Iterable[Event], conversions: Iterable[Event]) -> Iterator
 
 def count_exposures(events: Iterable[Event], *, window: timedelta) -> ExposureCounts:
     """Exposed and converted users per variant, from a stream ordered by (ts, kind)."""
-    users: dict[str, _User] = {}
+    users: dict[str, int] = {}
+    pending = _Pending(window)
+    catalog: dict[str, str] = {}  # one string per item id, shared by every pending exposure that lists it
     versions: dict[str, Counter[str]] = {"control": Counter(), "treatment": Counter()}
     exposures = conversions = 0
     for event in events:
+        pending.expire(event.ts)
+        flags = users.get(event.user_id, 0)
         if event.kind == EXPOSURE:
             exposures += 1
-            user = users.get(event.user_id)
-            if user is None:
-                user = users[event.user_id] = _User()
-            if event.variant not in user.variants:
-                user.variants = user.variants | {event.variant}
-            if not user.converted:
-                # Older exposures can no longer be converted on: keep only what the window still covers.
-                user.forget_before(event.ts - window)
-                user.recent.append((event.ts, event.items))
+            users[event.user_id] = flags | _VARIANT_BITS.get(event.variant, _Flags.OTHER)
+            if not flags & _Flags.CONVERTED:
+                pending.add(event.ts, event.user_id, tuple(catalog.setdefault(item, item) for item in event.items))
             versions.setdefault(event.variant, Counter())[event.model_version] += 1
             continue
         conversions += 1
-        exposed = users.get(event.user_id)
-        if exposed is None or exposed.converted:
-            continue
-        exposed.forget_before(event.ts - window)
-        if any(event.item_id in items for _, items in exposed.recent):
-            exposed.converted = True
-            exposed.recent = []
+        if flags and not flags & _Flags.CONVERTED and pending.matches(event.user_id, event.item_id):
+            users[event.user_id] = flags | _Flags.CONVERTED
+            pending.forget(event.user_id)
     return ExposureCounts(
         control=_variant(users, versions, "control"),
         treatment=_variant(users, versions, "treatment"),
-        users_in_both=sum(1 for user in users.values() if len(user.variants) > 1),
+        users_in_both=sum(1 for flags in users.values() if (flags & _VARIANTS_MASK).bit_count() > 1),
         exposures=exposures,
         conversions_seen=conversions,
     )
 
 
-def _variant(users: dict[str, _User], versions: dict[str, Counter[str]], name: str) -> VariantCounts:
-    only = [user for user in users.values() if user.variants == {name}]
-    return VariantCounts(
-        exposed_users=len(only),
-        converted_users=sum(1 for user in only if user.converted),
-        versions=dict(versions.get(name, Counter())),
-    )
+def _variant(users: dict[str, int], versions: dict[str, Counter[str]], name: str) -> VariantCounts:
+    only = _VARIANT_BITS[name]
+    exposed = converted = 0
+    for flags in users.values():
+        if flags & _VARIANTS_MASK == only:
+            exposed += 1
+            converted += bool(flags & _Flags.CONVERTED)
+    return VariantCounts(exposed_users=exposed, converted_users=converted, versions=dict(versions.get(name, Counter())))

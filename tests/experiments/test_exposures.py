@@ -77,3 +77,24 @@ def test_versions_served_are_counted_per_variant_from_the_logged_exposures() -> 
         [],
     )
     assert result.treatment.versions == {"v1.1.0": 1, "v1.2.0": 2}
+
+
+def test_a_booking_exactly_one_window_after_the_exposure_still_converts() -> None:
+    assert counts([shown("u1", 0)], [booked("u1", 30, "a")]).control.converted_users == 1
+
+
+def test_other_riders_traffic_does_not_shorten_or_extend_a_riders_window() -> None:
+    # Other riders' events move the stream's clock past u1's exposure; u1's own booking is judged by its own times.
+    crowd = [shown(f"u{n}", minutes) for n, minutes in enumerate((5, 12, 20, 29, 35, 45), start=2)]
+    within = counts([shown("u1", 0, items="a"), *crowd], [booked("u5", 29.5, "a"), booked("u1", 29.9, "a")])
+    late = counts([shown("u1", 0, items="a"), *crowd], [booked("u5", 29.5, "a"), booked("u1", 30.1, "a")])
+    assert within.control.converted_users == 2  # u1, and u5, shown "a" at 29 minutes
+    assert late.control.converted_users == 1
+
+
+def test_a_rider_who_converted_counts_once_and_later_exposures_change_nothing() -> None:
+    result = counts(
+        [shown("u1", 0, items="a"), shown("u1", 10, items="b"), shown("u1", 50, items="c")],
+        [booked("u1", 5, "a"), booked("u1", 15, "b"), booked("u1", 55, "c")],
+    )
+    assert (result.control.exposed_users, result.control.converted_users, result.conversions_seen) == (1, 1, 3)
