@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # Tools import the settings module; a fixed key is enough for linting and type checking.
 TOOL_ENV := DJANGO_SECRET_KEY=lint-and-type-check-only
 
-.PHONY: run test bench install install-dev system-deps lint typecheck pytest clean
+.PHONY: run test bench schema install install-dev system-deps lint typecheck pytest clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -20,9 +20,21 @@ $(VENV)/.installed-dev: requirements.txt requirements-local.txt requirements-dev
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $(VENV)/.installed-app $@
 
-# System packages the tests drive: Debian's Chromium for the admin's browser test (never a downloaded browser).
-system-deps:
-	@command -v chromium >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium)
+APT_INSTALL := apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq
+GRAFANA_SCHEMA := tests/monitoring/grafana_schema
+
+# System packages the tests drive: Debian's Chromium for the admin's browser test (never a downloaded browser),
+# Prometheus and promtool for the alert rules and the scrape test, Node for Grafana's dashboard schema, podman (with
+# runc, and debootstrap for a local base image) to build and run the container images.
+system-deps: $(GRAFANA_SCHEMA)/node_modules/.package-lock.json
+	@command -v chromium >/dev/null || ($(APT_INSTALL) chromium)
+	@command -v promtool >/dev/null || ($(APT_INSTALL) prometheus)
+	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null \
+		|| ($(APT_INSTALL) podman runc debootstrap)
+
+$(GRAFANA_SCHEMA)/node_modules/.package-lock.json: $(GRAFANA_SCHEMA)/package-lock.json
+	@command -v npm >/dev/null || ($(APT_INSTALL) nodejs npm)
+	npm ci --prefix $(GRAFANA_SCHEMA) --no-audit --no-fund --loglevel=error
 
 install: $(VENV)/.installed-app
 install-dev: $(VENV)/.installed-dev system-deps
@@ -46,10 +58,14 @@ pytest: install-dev
 
 ## make bench: training vs a bare scan, peak memory, scoring latency, serving under load; writes docs/BENCHMARKS.md.
 bench: install-dev
-	command -v hey >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey)
+	command -v hey >/dev/null || ($(APT_INSTALL) hey)
 	$(PY) tests/benchmarks/bench_training.py
 	$(PY) tests/benchmarks/bench_serving.py
 	$(PY) tests/benchmarks/bench_summary.py
+
+## make schema: regenerate docs/openapi.yaml from the code (a test fails while the two differ).
+schema: install-dev
+	$(TOOL_ENV) $(PY) manage.py spectacular --validate --fail-on-warn --file docs/openapi.yaml
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -2,26 +2,35 @@
 
 import hmac
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from typing import Any
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpResponse, JsonResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.parsers import BaseParser
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from monitoring.metrics import UptimeCollector
 from monitoring.selectors import last_published_at, process_uptime_seconds, readiness_checks
+from monitoring.serializers import HealthSerializer, ReadinessSerializer
 from rideease.errors import DATABASE_ERRORS, error_body
+from rideease.schema import ErrorSerializer
 
 
 class HealthzApi(APIView):
     """GET /healthz: the process is up. Makes no database call, so an outage never restarts healthy workers."""
 
+    @extend_schema(operation_id="healthz", summary="Liveness", responses={200: HealthSerializer}, tags=["health"])
     def get(self, request: Request) -> Response:
         return Response(
             {
@@ -36,6 +45,15 @@ class HealthzApi(APIView):
 class ReadyzApi(APIView):
     """GET /readyz: 200 when every dependency answers, else 503 with the failing checks."""
 
+    @extend_schema(
+        operation_id="readyz",
+        summary="Readiness: the database answers and a model is loaded",
+        responses={
+            200: ReadinessSerializer,
+            503: OpenApiResponse(ErrorSerializer, description="Not ready; `details.checks` says which check failed."),
+        },
+        tags=["health"],
+    )
     def get(self, request: Request) -> Response:
         checks = readiness_checks()
         ready = all(check.ok for check in checks)
@@ -65,21 +83,64 @@ class TrainingFreshnessCollector(Collector):
             )
 
 
-def metrics_view(request: HttpRequest) -> HttpResponse:
+class PrometheusTextRenderer(BaseRenderer):
+    """Passes the exposition text through: the view renders it itself."""
+
+    media_type = "text/plain"
+    format = "txt"
+    charset = "utf-8"
+
+    def render(self, data: Any, accepted_media_type: str | None = None, renderer_context: Any = None) -> Any:
+        return data
+
+
+class AnyAccept(BaseContentNegotiation):
+    """One representation only: answer it whatever the scraper's Accept header lists."""
+
+    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
+        return next(iter(parsers), None)
+
+    def select_renderer(
+        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
+    ) -> tuple[BaseRenderer, str]:
+        renderer = next(iter(renderers))
+        return renderer, renderer.media_type
+
+
+class MetricsApi(APIView):
     """GET /metrics: every worker's metrics merged (multiprocess mode under gunicorn), plus uptime and freshness.
 
     With METRICS_TOKEN set, a scrape must send `Authorization: Bearer <token>` (compared in constant time).
     """
-    token: str = settings.METRICS_TOKEN
-    if token:
-        given = request.META.get("HTTP_AUTHORIZATION", "")
-        if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
-            return JsonResponse(error_body("authentication_failed", "A valid bearer token is required."), status=401)
-    registry = CollectorRegistry()
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-    else:
-        registry.register(REGISTRY)
-    registry.register(UptimeCollector())
-    registry.register(TrainingFreshnessCollector())
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+
+    renderer_classes = [PrometheusTextRenderer]
+    content_negotiation_class = AnyAccept
+    # The bearer token is optional: required only when METRICS_TOKEN is set.
+    openapi_security: list[dict[str, list[str]]] = [{"MetricsToken": []}, {}]
+
+    @extend_schema(
+        operation_id="metrics",
+        summary="Prometheus metrics",
+        responses={
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="The Prometheus text format."),
+            (401, "application/json"): OpenApiResponse(
+                ErrorSerializer, description="METRICS_TOKEN is set and the bearer token is wrong."
+            ),
+        },
+        tags=["health"],
+    )
+    def get(self, request: Request) -> HttpResponse:
+        token: str = settings.METRICS_TOKEN
+        if token:
+            given = request.META.get("HTTP_AUTHORIZATION", "")
+            if not hmac.compare_digest(given.encode(), f"Bearer {token}".encode()):
+                body = error_body("authentication_failed", "A valid bearer token is required.")
+                return JsonResponse(body, status=401)
+        registry = CollectorRegistry()
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        else:
+            registry.register(REGISTRY)
+        registry.register(UptimeCollector())
+        registry.register(TrainingFreshnessCollector())
+        return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -5,11 +5,12 @@ workers; gauges say how they combine (`multiprocess_mode`). Every label set exis
 rate and ratio queries work before the first request or error. Labels never carry user ids or other unbounded values.
 """
 
+import atexit
 import os
 import time
 from collections.abc import Iterator
 
-from prometheus_client import Counter, Gauge, Histogram
+from prometheus_client import Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -20,9 +21,18 @@ STAGES = ("validation", "serving", "trace_write", "state_refresh", "model_load")
 LATENCY_BUCKETS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000)
 STARTED_AT_VARIABLE = "RIDEEASE_STARTED_AT"
 
+
+def _mark_this_process_dead() -> None:
+    """Drop this process's live gauges from the merged totals when it exits."""
+    multiprocess.mark_process_dead(os.getpid())  # type: ignore[no-untyped-call]
+
+
 if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
     # A command run with the server's environment must not fail because the server has not created the folder yet.
     os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+    # Nor leave its gauges behind: gunicorn's child_exit marks only workers dead, and a command's unset
+    # rideease_serving_revision (0) would otherwise stay the `livemin` of the live workers for good.
+    atexit.register(_mark_this_process_dead)
 
 PREDICTION_LATENCY = Histogram(
     "rideease_prediction_latency_ms",

@@ -7,6 +7,8 @@ from typing import Any
 
 from django.conf import settings
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -14,11 +16,34 @@ from rest_framework.views import APIView
 from monitoring.metrics import PREDICTION_ERRORS, PREDICTION_LATENCY, PREDICTION_REQUESTS
 from recommendations.queries import recommendation_query_parse
 from recommendations.runtime import serving_runtime, trace_writer
+from recommendations.serializers import (
+    EVENTS_REQUEST,
+    EventIngestOutputSerializer,
+    RecommendationInputSerializer,
+    RecommendationOutputSerializer,
+)
 from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve
 from rideease.errors import DATABASE_ERRORS, ApplicationError
+from rideease.schema import error_responses
+from rideease.throttling import ClientRateThrottle
 from tracing.selectors import request_id_in_use
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
+REQUEST_ID_HEADER = OpenApiParameter(
+    "X-Request-ID",
+    OpenApiTypes.STR,
+    OpenApiParameter.HEADER,
+    description="Your own id for this request (1-128 of letters, digits and . _ : -, starting with a letter or "
+    "digit); 409 if another request already used it. Without it, the service makes one.",
+    pattern=REQUEST_ID.pattern,
+)
+RECOMMENDATION_RESPONSES = {
+    200: OpenApiResponse(
+        RecommendationOutputSerializer,
+        description="The recommendations; X-Request-ID carries the request id (the trace's key).",
+    ),
+    **error_responses(400, 409, 429, 503),
+}
 
 
 class EventIngestApi(APIView):
@@ -28,6 +53,20 @@ class EventIngestApi(APIView):
     per rejected event, its index and why. 201 when all were stored, 200 when some were, 400 when none were.
     """
 
+    throttle_classes = [ClientRateThrottle]
+    throttle_scope = "events"
+
+    @extend_schema(
+        operation_id="events_ingest",
+        summary="Store one event or a batch",
+        request=EVENTS_REQUEST,
+        responses={
+            201: OpenApiResponse(EventIngestOutputSerializer, description="Every event was stored."),
+            200: OpenApiResponse(EventIngestOutputSerializer, description="Some were stored; `rejected` says why not."),
+            **error_responses(400, 413, 415, 429),
+        },
+        tags=["events"],
+    )
     def post(self, request: Request) -> Response:
         body = request.data
         raws = body if isinstance(body, list) else [body]
@@ -52,9 +91,27 @@ class EventIngestApi(APIView):
 class RecommendationApi(APIView):
     """GET /recommendations?userId=..&limit=.. and POST /recommendations {userId, limit}: the same answer."""
 
+    throttle_classes = [ClientRateThrottle]
+    throttle_scope = "recommendations"
+
+    @extend_schema(
+        operation_id="recommendations_get",
+        summary="Recommend items to a rider (query parameters)",
+        parameters=[RecommendationInputSerializer, REQUEST_ID_HEADER],
+        responses=RECOMMENDATION_RESPONSES,
+        tags=["recommendations"],
+    )
     def get(self, request: Request) -> Response:
         return self._serve(request, request.query_params.dict(), from_query=True)
 
+    @extend_schema(
+        operation_id="recommendations_post",
+        summary="Recommend items to a rider (JSON body)",
+        request=RecommendationInputSerializer,
+        parameters=[REQUEST_ID_HEADER],
+        responses={**RECOMMENDATION_RESPONSES, **error_responses(413, 415)},
+        tags=["recommendations"],
+    )
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise ApplicationError("validation_error", "The body must be a JSON object {userId, limit}.")

@@ -129,6 +129,7 @@ def event_validate(raw: object, *, now: datetime, limits: EventLimits) -> EventI
     event_type = raw.get("type")
     if event_type not in EVENT_TYPES:
         errors["type"] = f"must be one of {', '.join(EVENT_TYPES)}"
+        event_type = None  # it may be any JSON value, even an unhashable one: compare no further
     user_id = _check_id(raw.get("userId"), "userId", errors)
     item_id: str | None = None
     if event_type in ITEM_EVENT_TYPES or raw.get("itemId") is not None:

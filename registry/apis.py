@@ -3,18 +3,33 @@
 import re
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from registry.selectors import model_version_page, serving_history_page, serving_state_current
+from registry.serializers import (
+    ACTOR_HELP,
+    ModelListOutputSerializer,
+    PageQuerySerializer,
+    RollbackInputSerializer,
+    ServingHistoryOutputSerializer,
+    ServingOutputSerializer,
+    SwitchInputSerializer,
+)
 from registry.services import ServingStateInfo, serving_state_rollback, serving_state_switch
 from registry.versions import version_key
 from rideease.auth import AdminApiKey
 from rideease.errors import ApplicationError
+from rideease.schema import admin_error_responses
 
 ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,149}$")
 MAX_REASON = 500
+ACTOR_HEADER = OpenApiParameter(
+    "X-Actor", OpenApiTypes.STR, OpenApiParameter.HEADER, description=ACTOR_HELP, pattern=ACTOR.pattern
+)
 
 
 def _page_limit(request: Request, default: int = 20) -> int:
@@ -69,6 +84,13 @@ class AdminModelListApi(APIView):
 
     permission_classes = [AdminApiKey]
 
+    @extend_schema(
+        operation_id="admin_models_list",
+        summary="Model versions, newest first, and the serving state",
+        parameters=[PageQuerySerializer],
+        responses={200: ModelListOutputSerializer, **admin_error_responses(400)},
+        tags=["admin"],
+    )
     def get(self, request: Request) -> Response:
         cursor = request.query_params.get("cursor")
         if cursor is not None:
@@ -85,6 +107,14 @@ class AdminSwitchModelApi(APIView):
 
     permission_classes = [AdminApiKey]
 
+    @extend_schema(
+        operation_id="admin_switch_model",
+        summary="Serve a version in a variant (or both), optionally with a new treatment share",
+        request=SwitchInputSerializer,
+        parameters=[ACTOR_HEADER],
+        responses={200: ServingOutputSerializer, **admin_error_responses(400, 404, 409, 413, 415)},
+        tags=["admin"],
+    )
     def post(self, request: Request) -> Response:
         body = _body(request, {"version", "target", "treatmentShare", "reason"})
         version, target, share = body.get("version"), body.get("target"), body.get("treatmentShare")
@@ -107,6 +137,14 @@ class AdminRollbackApi(APIView):
 
     permission_classes = [AdminApiKey]
 
+    @extend_schema(
+        operation_id="admin_rollback",
+        summary="Put a variant back on its previous version",
+        request=RollbackInputSerializer,
+        parameters=[ACTOR_HEADER],
+        responses={200: ServingOutputSerializer, **admin_error_responses(400, 409, 413, 415)},
+        tags=["admin"],
+    )
     def post(self, request: Request) -> Response:
         body = _body(request, {"target", "reason"})
         target = body.get("target")
@@ -121,6 +159,13 @@ class AdminServingHistoryApi(APIView):
 
     permission_classes = [AdminApiKey]
 
+    @extend_schema(
+        operation_id="admin_serving_history",
+        summary="The serving state's change log, newest first",
+        parameters=[PageQuerySerializer],
+        responses={200: ServingHistoryOutputSerializer, **admin_error_responses(400)},
+        tags=["admin"],
+    )
     def get(self, request: Request) -> Response:
         cursor = request.query_params.get("cursor")
         if cursor is not None and not cursor.isdigit():

@@ -26,6 +26,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "django_mongodb_backend",
     "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_prometheus",
     "rideease.apps.RideEaseConfig",
     "recommendations.apps.RecommendationsConfig",
@@ -146,6 +148,40 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "rideease.errors.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "rideease.schema.ProjectAutoSchema",
+    # Per-client limits for /events and /recommendations, e.g. "600/minute"; unset (the default) means no limit.
+    # Counted per worker process: with N workers a client may reach N times the rate (see docs/API.md).
+    "DEFAULT_THROTTLE_RATES": {
+        "events": env_str("RATE_LIMIT_EVENTS") or None,
+        "recommendations": env_str("RATE_LIMIT_RECOMMENDATIONS") or None,
+    },
+    # Clients are told apart by address; behind this many proxies, by the X-Forwarded-For entry they added.
+    "NUM_PROXIES": env_int("RATE_LIMIT_NUM_PROXIES", 0, minimum=0),
+}
+
+# The OpenAPI schema at /api/schema/ and its docs at /api/docs/, served from bundled assets (no CDN).
+SPECTACULAR_SETTINGS = {
+    "TITLE": "RideEase Reco API",
+    "DESCRIPTION": "Recommendations from versioned models, A/B serving, provenance, experiments and the admin API.",
+    "VERSION": APP_VERSION,
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "rideease.schema.closed_request_bodies",
+    ],
+    "ENUM_NAME_OVERRIDES": {
+        "VariantEnum": "recommendations.events.VARIANTS",
+        "SwitchTargetEnum": "registry.services.TARGETS",
+    },
+    "APPEND_COMPONENTS": {
+        "securitySchemes": {
+            "AdminApiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
+            "MetricsToken": {"type": "http", "scheme": "bearer", "description": "Only when METRICS_TOKEN is set."},
+        },
+    },
 }
 
 # --- Domain settings --------------------------------------------------------------------------------------------------

@@ -1,10 +1,12 @@
-"""Root URLs: the API at the top level (as the blueprint names it), the admin under /admin/ui/, metrics at /metrics."""
+"""Root URLs: the API at the top level (as the blueprint names it), its schema and docs under /api/, the admin under
+/admin/ui/, metrics at /metrics."""
 
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from experiments.admin_views import experiment_summary_page
-from monitoring.apis import metrics_view
+from monitoring.apis import MetricsApi
 
 admin.site.site_header = "RideEase Reco"
 admin.site.site_title = "RideEase Reco admin"
@@ -16,7 +18,9 @@ urlpatterns = [
     path("", include("tracing.urls")),
     path("", include("registry.urls")),
     path("", include("experiments.urls")),
-    path("metrics", metrics_view, name="metrics"),
+    path("metrics", MetricsApi.as_view(), name="metrics"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path(
         "admin/ui/experiment-summary/", admin.site.admin_view(experiment_summary_page), name="experiment-summary-page"
     ),

@@ -1,12 +1,15 @@
 """HTTP API for prediction traces (admin key required: traces hold user ids)."""
 
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from rideease.auth import AdminApiKey
 from rideease.errors import ApplicationError
+from rideease.schema import admin_error_responses
 from tracing.selectors import prediction_trace_lineage
+from tracing.serializers import TraceSerializer
 
 
 class TraceDetailApi(APIView):
@@ -14,6 +17,12 @@ class TraceDetailApi(APIView):
 
     permission_classes = [AdminApiKey]
 
+    @extend_schema(
+        operation_id="trace_detail",
+        summary="The provenance of one served prediction",
+        responses={200: TraceSerializer, **admin_error_responses(404)},
+        tags=["traces"],
+    )
     def get(self, request: Request, request_id: str) -> Response:
         trace = prediction_trace_lineage(request_id=request_id)
         if trace is None:

@@ -42,6 +42,8 @@ def test_every_documented_type_is_accepted(event_type: str) -> None:
     [
         ({"type": "like", "userId": "u", "itemId": "i"}, "type", "must be one of"),
         ({"userId": "u", "itemId": "i"}, "type", "must be one of"),
+        ({"type": {}, "userId": "u", "itemId": "i"}, "type", "must be one of"),
+        ({"type": ["view"], "userId": "u", "itemId": "i"}, "type", "must be one of"),
         ({"type": "view", "itemId": "i"}, "userId", "must be a string"),
         ({"type": "view", "userId": 42, "itemId": "i"}, "userId", "must be a string"),
         ({"type": "view", "userId": "   ", "itemId": "i"}, "userId", "must not be empty"),
