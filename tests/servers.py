@@ -73,9 +73,17 @@ def prepare_served_database(
 
 @contextmanager
 def gunicorn_app(
-    *, mongodb_uri: str, mongodb_db: str, var_dir: Path, extra_env: dict[str, str] | None = None
+    *,
+    mongodb_uri: str,
+    mongodb_db: str,
+    var_dir: Path,
+    extra_env: dict[str, str] | None = None,
+    cpus: str | None = None,
 ) -> Iterator[str]:
-    """Serve the project with its gunicorn config on a free port; yield the base URL."""
+    """Serve the project with its gunicorn config on a free port; yield the base URL.
+
+    `cpus` (a taskset list such as "0") confines gunicorn and its workers to those cores.
+    """
     port = free_port()
     env = {
         **app_env(mongodb_uri=mongodb_uri, mongodb_db=mongodb_db, var_dir=var_dir),
@@ -87,7 +95,14 @@ def gunicorn_app(
     var_dir.mkdir(parents=True, exist_ok=True)
     log = (var_dir / "gunicorn.log").open("ab")  # kept for reading when a test fails
     process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(BASE_DIR / "rideease" / "gunicorn.conf.py")],
+        [
+            *(["taskset", "-c", cpus] if cpus else []),
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-c",
+            str(BASE_DIR / "rideease" / "gunicorn.conf.py"),
+        ],
         cwd=BASE_DIR,
         env=env,
         stdout=log,
