@@ -44,6 +44,16 @@ COPY experiments ./experiments
 COPY tracing ./tracing
 COPY monitoring ./monitoring
 
+# The revision, after the code (a new revision changes the code layers anyway) and before a RUN: podman/buildah
+# reuses a cached layer for an ARG or LABEL that follows only non-RUN instructions even when the argument changed.
+ARG VCS_REF=""
+ARG SOURCE_URL=""
+LABEL org.opencontainers.image.title="rideease-reco-app" \
+      org.opencontainers.image.description="RideEase Reco: recommendations served from versioned models (gunicorn + Django)" \
+      org.opencontainers.image.revision="${VCS_REF}" \
+      org.opencontainers.image.source="${SOURCE_URL}" \
+      org.opencontainers.image.vendor="RideEase"
+
 # The admin's static files are collected once here and served by WhiteNoise; the key only lets settings load.
 RUN DJANGO_SECRET_KEY=collectstatic-at-build-time-only python manage.py collectstatic --noinput --verbosity 0 \
     && python -m compileall -q /app \
@@ -56,12 +66,3 @@ HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8080') + '/healthz', timeout=4)"]
 # Workers, threads, address and timeouts come from the environment (GUNICORN_WORKERS, GUNICORN_THREADS, HOST, PORT).
 CMD ["python", "-m", "gunicorn", "--config", "rideease/gunicorn.conf.py"]
-
-# Last, so that a new revision only changes these layers.
-ARG VCS_REF=""
-ARG SOURCE_URL=""
-LABEL org.opencontainers.image.title="rideease-reco-app" \
-      org.opencontainers.image.description="RideEase Reco: recommendations served from versioned models (gunicorn + Django)" \
-      org.opencontainers.image.revision="${VCS_REF}" \
-      org.opencontainers.image.source="${SOURCE_URL}" \
-      org.opencontainers.image.vendor="RideEase"
