@@ -9,6 +9,7 @@ that was in fact written only meets duplicate-key errors, which are skipped: non
 
 import hashlib
 import logging
+import math
 import os
 import queue
 import threading
@@ -102,18 +103,30 @@ class TraceWriter:
             self._thread = threading.Thread(target=self._run, name="trace-writer", daemon=True)
             self._thread.start()
 
-    def close(self, timeout: float = 10.0) -> None:
-        """Flush what is queued (to the database, or to the spool when it is down), then stop."""
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop: write what is queued to the database for up to `timeout` seconds, then spool whatever is left.
+
+        A stopping worker has a bounded time to exit (gunicorn's graceful timeout). What the database cannot take in
+        that time, e.g. a backlog built up under more load than it keeps up with, goes to the durable spool for the
+        next worker to replay instead of dying with the process.
+        """
+        deadline = time.monotonic() + timeout
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._flush_queue()
+        self._flush_queue(deadline=deadline)
+        left: list[tuple[str, dict[str, Any]]] = []
+        while items := self._drain():
+            left += items
+        if left:
+            self._spool(left)
+            self._forget(left)
 
     # --- the background side --------------------------------------------------------------------------------------
     def _run(self) -> None:
         while not self._stop.is_set():
             self._stop.wait(self._config.flush_seconds)
-            self._flush_queue()
+            self._flush_queue(yield_on_stop=True)
             if time.monotonic() - self._last_replay >= self._config.replay_seconds:
                 self._last_replay = time.monotonic()
                 self.replay_spool()
@@ -128,8 +141,9 @@ class TraceWriter:
                 break
         return items
 
-    def _flush_queue(self) -> None:
-        while items := self._drain():
+    def _flush_queue(self, *, deadline: float = math.inf, yield_on_stop: bool = False) -> None:
+        """Write queued batches until the queue is empty or `deadline`; the thread yields to close() between batches."""
+        while time.monotonic() < deadline and not (yield_on_stop and self._stop.is_set()) and (items := self._drain()):
             if not self._write(items):
                 self._spool(items)
             self._forget(items)

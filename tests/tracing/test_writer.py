@@ -96,3 +96,26 @@ def test_a_full_spool_drops_and_counts_instead_of_filling_the_disk(server: Embed
     assert writer.stats.spooled > 0
     assert writer.stats.dropped > 0
     assert writer.stats.spooled + writer.stats.dropped == 80
+
+
+def spooled_traces(spool: Path) -> int:
+    return sum(line.count('"prediction_traces"') for path in spool.glob("*.jsonl") for line in path.open())
+
+
+def test_a_backlog_the_database_cannot_take_before_shutdown_is_spooled_not_lost(
+    server: EmbeddedDb, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    writer = writer_for(server, spool)  # never started: the whole backlog is still queued at close()
+    for n in range(3000):
+        writer.submit(*records(n))
+    writer.close(timeout=0.2)
+    written = counts(server)[0]
+    assert written < 3000, "the database took everything in 0.2 s: nothing was left to spool"
+    assert written + spooled_traces(spool) == 3000
+    assert not writer.is_pending("req-2999")
+
+    replayer = writer_for(server, spool)
+    replayer.replay_spool()
+    assert counts(server) == (3000, 3000, 3000)
+    assert spooled_traces(spool) == 0
