@@ -2,7 +2,7 @@
 
 import hmac
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -13,8 +13,6 @@ from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
-from rest_framework.negotiation import BaseContentNegotiation
-from rest_framework.parsers import BaseParser
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,6 +22,7 @@ from monitoring.metrics import UptimeCollector
 from monitoring.selectors import last_published_at, process_uptime_seconds, readiness_checks
 from monitoring.serializers import HealthSerializer, ReadinessSerializer
 from rideease.errors import DATABASE_ERRORS, error_body
+from rideease.negotiation import SingleRepresentation
 from rideease.schema import ErrorSerializer
 
 
@@ -94,19 +93,6 @@ class PrometheusTextRenderer(BaseRenderer):
         return data
 
 
-class AnyAccept(BaseContentNegotiation):
-    """One representation only: answer it whatever the scraper's Accept header lists."""
-
-    def select_parser(self, request: Request, parsers: Iterable[BaseParser]) -> BaseParser | None:
-        return next(iter(parsers), None)
-
-    def select_renderer(
-        self, request: Request, renderers: Iterable[BaseRenderer], format_suffix: str | None = None
-    ) -> tuple[BaseRenderer, str]:
-        renderer = next(iter(renderers))
-        return renderer, renderer.media_type
-
-
 class MetricsApi(APIView):
     """GET /metrics: every worker's metrics merged (multiprocess mode under gunicorn), plus uptime and freshness.
 
@@ -114,7 +100,7 @@ class MetricsApi(APIView):
     """
 
     renderer_classes = [PrometheusTextRenderer]
-    content_negotiation_class = AnyAccept
+    content_negotiation_class = SingleRepresentation
     # The bearer token is optional: required only when METRICS_TOKEN is set.
     openapi_security: list[dict[str, list[str]]] = [{"MetricsToken": []}, {}]
 

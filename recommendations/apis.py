@@ -1,8 +1,8 @@
 """HTTP API for user events."""
 
+import os
 import re
 import time
-import uuid
 from typing import Any
 
 from django.conf import settings
@@ -24,6 +24,7 @@ from recommendations.serializers import (
 )
 from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve
 from rideease.errors import DATABASE_ERRORS, ApplicationError
+from rideease.negotiation import SingleRepresentation
 from rideease.schema import error_responses
 from rideease.throttling import ClientRateThrottle
 from tracing.selectors import request_id_in_use
@@ -91,6 +92,7 @@ class EventIngestApi(APIView):
 class RecommendationApi(APIView):
     """GET /recommendations?userId=..&limit=.. and POST /recommendations {userId, limit}: the same answer."""
 
+    content_negotiation_class = SingleRepresentation
     throttle_classes = [ClientRateThrottle]
     throttle_scope = "recommendations"
 
@@ -171,11 +173,16 @@ class RecommendationApi(APIView):
         return response, served.variant
 
 
+def _fresh_request_id() -> str:
+    """128 random bits in hex, like a uuid4's, for a quarter of its cost on the hot path."""
+    return os.urandom(16).hex()
+
+
 def _request_id(request: Request) -> tuple[str, dict[str, Any]]:
     """The client's X-Request-ID when valid and unused; a fresh one when it cannot be checked."""
     given = request.META.get("HTTP_X_REQUEST_ID")
     if given is None:
-        return uuid.uuid4().hex, {}
+        return _fresh_request_id(), {}
     if not REQUEST_ID.match(given):
         raise ApplicationError(
             "invalid_request_id",
@@ -185,7 +192,7 @@ def _request_id(request: Request) -> tuple[str, dict[str, Any]]:
         in_use = request_id_in_use(request_id=given)
     except DATABASE_ERRORS:
         # Cannot tell whether it is taken: never risk merging two requests under one id.
-        return uuid.uuid4().hex, {"clientRequestId": given, "requestIdReplaced": "database unavailable to check it"}
+        return _fresh_request_id(), {"clientRequestId": given, "requestIdReplaced": "database unavailable to check it"}
     if in_use:
         raise ApplicationError(
             "request_id_in_use", f"X-Request-ID {given} was already used by another request.", status=409

@@ -25,10 +25,8 @@ class PredictionTrace(models.Model):
     class Meta:
         db_table = "prediction_traces"
         ordering = ["-created_at"]
-        indexes = [
-            models.Index(fields=["user_id", "-created_at"], name="traces_user_created"),
-            models.Index(fields=["model_version", "-created_at"], name="traces_version_created"),
-        ]
+        # Only what a query uses (the admin's exact search by rider): every index is paid for on each served request.
+        indexes = [models.Index(fields=["user_id", "-created_at"], name="traces_user_created")]
 
     def __str__(self) -> str:
         return f"{self.request_id} {self.variant} {self.model_version}"

@@ -5,9 +5,10 @@ traces really written (and counted afterwards). `hey` drives each endpoint flat 
 own maximum rate; endpoints alternate and each measurement is repeated (medians reported).
 
 Two CPU layouts on this 2-core machine. **shared**: gunicorn, the database and the load generator all compete for
-both cores. **app core**: gunicorn alone on core 0, the database and the load generator on core 1, as in production
-where the database runs on its own machine. The embedded database is pure Python: on shared cores, writing each
-answer's trace and exposure costs more CPU than answering, which a real MongoDB elsewhere would not take from the app.
+both cores. **database core**: the database alone on core 1, gunicorn and the load generator on core 0, as in
+production where the database runs on its own machine. The embedded database is pure Python: on shared cores,
+writing each answer's trace and exposure costs more CPU than answering, which a MongoDB elsewhere would not take from
+the app.
 """
 
 import os
@@ -33,7 +34,7 @@ ENDPOINTS = {
     "DRF /healthz": "/healthz",
     "/recommendations": "/recommendations?userId=rider-000042&limit=10",
 }
-LAYOUTS = ("shared", "app core")
+LAYOUTS = ("shared", "database core")
 
 
 def hey(url: str, *, concurrency: int, rate_per_worker: float | None = None, cpu: str | None = None) -> dict[str, Any]:
@@ -115,13 +116,13 @@ def main() -> None:
                     "DJANGO_HTTPS": "false",
                     "DJANGO_SETTINGS_MODULE": "tests.benchmarks.bench_settings",
                 }
-                app_cpu, other_cpu = ("0", "1") if layout == "app core" else (None, None)
-                if other_cpu:
-                    pin(server.process.pid, other_cpu)
+                app_cpu = "0" if layout == "database core" else None
+                if app_cpu:
+                    pin(server.process.pid, "1")
                 with gunicorn_app(
                     mongodb_uri=server.uri, mongodb_db="bench", var_dir=var, extra_env=env, cpus=app_cpu
                 ) as base:
-                    layouts[layout] = measure(base, other_cpu)
+                    layouts[layout] = measure(base, app_cpu)
                 answered = sum(run["ok"] for kind in layouts[layout]["/recommendations"].values() for run in kind)
                 traces[layout] = (*traces_kept(server.uri, "bench", var / "spool"), answered)
             finally:
@@ -162,8 +163,8 @@ def _report(
         f"{HALF_RATE_CONCURRENCY} connections limited to half of that endpoint's own maximum. Medians of {REPEATS} "
         "runs. The floor is a bare Django view returning JSON through the same middleware (no DRF, no database).",
         "",
-        "**shared**: gunicorn, the database and `hey` share both cores. **app core**: gunicorn alone on core 0, the "
-        "database and `hey` on core 1, as in production where the database has its own machine. The embedded "
+        "**shared**: gunicorn, the database and `hey` share both cores. **database core**: the database alone on "
+        "core 1, gunicorn and `hey` on core 0, as in production where the database has its own machine. The embedded "
         "database is pure Python; on shared cores, storing each answer's trace and exposure takes more CPU than "
         "answering, CPU that a MongoDB server elsewhere would not take from the app.",
     ]
