@@ -17,7 +17,8 @@ from registry.services import DEFAULT_EXPERIMENT
 from rideease.errors import ApplicationError
 
 EXPERIMENTS = (DEFAULT_EXPERIMENT,)
-BATCH = 20_000
+# Documents per cursor batch: small enough that what is read ahead stays a few MB whatever the window holds.
+BATCH = 2_000
 SLICE = timedelta(hours=1)
 
 
