@@ -3,7 +3,6 @@
 import json
 import re
 import shutil
-import signal
 import subprocess
 import time
 import urllib.error
@@ -18,7 +17,7 @@ import pytest
 import yaml
 
 from rideease.embedded_db import free_port
-from tests.servers import BASE_DIR
+from tests.servers import BASE_DIR, stop_process
 
 MONITORING_DIR = BASE_DIR / "monitoring"
 ALERTS_FILE = MONITORING_DIR / "alerts-policy.yaml"
@@ -160,12 +159,7 @@ def prometheus_server(*, target: str, rule_files: list[Path], workdir: Path) -> 
         wait_until(lambda: _ready(api, process), timeout=30, what="Prometheus to be ready")
         yield api
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, timeout=20)
         shutil.rmtree(workdir / "data", ignore_errors=True)
 
 
