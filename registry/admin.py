@@ -113,10 +113,8 @@ class ModelVersionAdmin(ReadOnlyModelAdmin):
         state = getattr(self, "_state", None)
         if state is None:
             return ""
-        variants = [
-            name for name, version in (("control", state.control_version), ("treatment", state.treatment_version))
-        ]
-        return " + ".join(name for name in variants if getattr(state, f"{name}_version") == obj.version)
+        served = {"control": state.control_version, "treatment": state.treatment_version}
+        return " + ".join(name for name, version in served.items() if version == obj.version)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         # The serve actions are the point of this page; deleting versions is never offered.

@@ -11,6 +11,7 @@ from django.test import Client, override_settings
 from rest_framework.test import APIClient
 
 from recommendations.runtime import runtime_shutdown
+from tests.s3_server import s3_server
 
 ADMIN_KEY = "test-admin-key-0123456789"
 
@@ -19,6 +20,13 @@ ADMIN_KEY = "test-admin-key-0123456789"
 def collected_static_files() -> None:
     """Collect static files once, as a deployment does: the admin's pages need the manifest."""
     call_command("collectstatic", "--noinput", verbosity=0)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """moto's S3 server on a free loopback port, with the shared bucket created."""
+    with s3_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture

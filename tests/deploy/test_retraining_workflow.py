@@ -6,27 +6,19 @@ an S3 registry on loopback (moto's server) standing in for the production store.
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pymongo
 import pytest
 import yaml
-from moto.server import ThreadedMotoServer
 
 from tests.deploy.conftest import BuiltImage, ServedDatabase
 from tests.deploy.podman import IMAGE_UID, Podman
+from tests.s3_server import FAKE_AWS_ENV, S3_BUCKET, s3_client
 from tests.servers import BASE_DIR
 
 pytestmark = pytest.mark.slow
-BUCKET = "rideease-models"
-FAKE_AWS = {
-    "AWS_ACCESS_KEY_ID": "testing",
-    "AWS_SECRET_ACCESS_KEY": "fake-secret-for-tests",
-    "AWS_DEFAULT_REGION": "us-east-1",
-}
 # `docker run` on a GitHub runner reaches the internet; here the test's servers listen on the host's loopback.
 DOCKER_SHIM = """#!/bin/sh
 if [ "$1" = run ]; then shift; exec podman run --network host "$@"; fi
@@ -39,27 +31,6 @@ def train_step() -> dict[str, Any]:
     document = yaml.safe_load((BASE_DIR / ".github" / "workflows" / "model-retraining.yml").read_text())
     step: dict[str, Any] = next(step for step in document["jobs"]["retrain"]["steps"] if step.get("id") == "train")
     return step
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        boto3.client("s3", endpoint_url=endpoint, **s3_credentials()).create_bucket(Bucket=BUCKET)
-        yield endpoint
-    finally:
-        server.stop()
-
-
-def s3_credentials() -> dict[str, str]:
-    return {
-        "aws_access_key_id": FAKE_AWS["AWS_ACCESS_KEY_ID"],
-        "aws_secret_access_key": FAKE_AWS["AWS_SECRET_ACCESS_KEY"],
-        "region_name": FAKE_AWS["AWS_DEFAULT_REGION"],
-    }
 
 
 def run_train_step(
@@ -114,10 +85,10 @@ def test_retraining_step_publishes_to_the_registry_and_keeps_a_copy_for_the_buil
         {
             "MONGODB_URI": served_database.uri,
             "MONGODB_DB": served_database.name,
-            "MODEL_REGISTRY_URI": f"s3://{BUCKET}/rec-engine",
+            "MODEL_REGISTRY_URI": f"s3://{S3_BUCKET}/rec-engine",
             "MODEL_REGISTRY_S3_ENDPOINT_URL": s3_endpoint,
             "TRAINING_ALGORITHM": "popularity",
-            **FAKE_AWS,
+            **FAKE_AWS_ENV,
         },
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -129,15 +100,15 @@ def test_retraining_step_publishes_to_the_registry_and_keeps_a_copy_for_the_buil
     assert report["version"] == version and report["algorithm"] == "popularity"
     assert f"Published {version}" in summary
 
-    s3 = boto3.client("s3", endpoint_url=s3_endpoint, **s3_credentials())
-    stored = s3.get_object(Bucket=BUCKET, Key=f"rec-engine/{version}/metadata.json")["Body"].read()
+    s3 = s3_client(s3_endpoint)
+    stored = s3.get_object(Bucket=S3_BUCKET, Key=f"rec-engine/{version}/metadata.json")["Body"].read()
     assert stored == (copied / "metadata.json").read_bytes()
     metadata = json.loads(stored)
     assert metadata["pipelineGitSha"] == train_image.revision
     assert metadata["containerImageDigest"] == train_image.image_id
     with pymongo.MongoClient(served_database.uri, serverSelectionTimeoutMS=5000) as client:
         record = client[served_database.name]["models"].find_one({"version": version})
-    assert record is not None and record["artifactUri"] == f"s3://{BUCKET}/rec-engine/{version}"
+    assert record is not None and record["artifactUri"] == f"s3://{S3_BUCKET}/rec-engine/{version}"
 
 
 def test_retraining_step_fails_loudly_when_training_fails(

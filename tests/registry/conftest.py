@@ -3,39 +3,15 @@
 from collections.abc import Iterator
 from pathlib import Path
 
-import boto3
 import pytest
 from gcp_storage_emulator.server import create_server
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
-from moto.server import ThreadedMotoServer
 
 from registry.storage import GCS_EMULATOR_PROJECT
+from tests.s3_server import FAKE_AWS_ENV
 
-S3_BUCKET = "rideease-artifacts"
 GCS_BUCKET = "rideease-artifacts-gcs"
-FAKE_AWS_SECRET = "fake-secret-access-key-for-tests"
-
-
-@pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
-    """moto's S3 server on a free loopback port, with the shared bucket created through boto3."""
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        endpoint = f"http://{host}:{port}"
-        client = boto3.session.Session().client(
-            "s3",
-            endpoint_url=endpoint,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key=FAKE_AWS_SECRET,
-        )
-        client.create_bucket(Bucket=S3_BUCKET)
-        yield endpoint
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="session")
@@ -62,9 +38,8 @@ def emulator_client(endpoint: str) -> storage.Client:
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """Fake credentials from the environment, and no developer's ~/.aws to interfere."""
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", FAKE_AWS_SECRET)
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    for name, value in FAKE_AWS_ENV.items():
+        monkeypatch.setenv(name, value)
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3"):

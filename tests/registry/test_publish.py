@@ -24,7 +24,8 @@ from registry.services import (
 from registry.storage import ArtifactStore, ArtifactStoreError, artifact_store_from_uri
 from registry.versions import version_key
 from rideease.errors import ApplicationError
-from tests.registry.conftest import GCS_BUCKET, S3_BUCKET
+from tests.registry.conftest import GCS_BUCKET
+from tests.s3_server import S3_BUCKET
 
 pytestmark = pytest.mark.django_db
 RECORDS = [

@@ -14,7 +14,8 @@ from registry.storage import (
     S3ArtifactStore,
     artifact_store_from_uri,
 )
-from tests.registry.conftest import FAKE_AWS_SECRET, GCS_BUCKET, S3_BUCKET, emulator_client
+from tests.registry.conftest import GCS_BUCKET, emulator_client
+from tests.s3_server import FAKE_AWS_SECRET, S3_BUCKET
 
 ALL_BYTES = bytes(range(256)) * 4
 TRAVERSAL_KEYS = ["", "/etc/passwd", "../outside", "v1/../../outside", "v1/..", "a\\b", "v1//model.json", "v1/", "./a"]
