@@ -4,6 +4,7 @@ Every model is fitted from `Interactions` and scores one user in well under a mi
 all of a model's state is plain arrays plus id lists, so it can be saved without pickle (see registry.artifacts).
 """
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -80,14 +81,31 @@ def conversion_matrix(data: Interactions) -> sp.csr_matrix:
     return matrix
 
 
-def _top_k(scores: np.ndarray, k: int) -> np.ndarray:
-    """Indices of the k highest scores, best first; ties broken by lower index, so results are reproducible."""
-    k = min(k, scores.shape[0])
+# Up to this many items Python's sort ranks faster than numpy, and it keeps the GIL: numpy's sorts release it, and
+# under gunicorn's threads each release is a contended hand-over costing more than the ranking itself.
+PYTHON_SORT_MAX_ITEMS = 256
+
+
+def ranked_items(item_ids: list[str], scores: np.ndarray, k: int) -> list[tuple[str, float]]:
+    """The k best (item id, score), best first; ties go to the lower index, so results are reproducible.
+
+    Items scored -inf (excluded, e.g. already booked) are left out.
+    """
+    n = scores.shape[0]
+    k = min(k, n)
     if k <= 0:
-        return np.empty(0, dtype=np.int64)
-    candidates = np.argpartition(-scores, k - 1)[:k] if k < scores.shape[0] else np.arange(scores.shape[0])
-    order = np.lexsort((candidates, -scores[candidates]))
-    return candidates[order]
+        return []
+    if n <= PYTHON_SORT_MAX_ITEMS:
+        values = scores.tolist()
+        best = sorted(range(n), key=values.__getitem__, reverse=True)[:k]  # stable: ties keep index order
+        chosen = [values[i] for i in best]
+    else:
+        # Everything scoring at least the k-th best value: a partition alone would pick among ties at random.
+        kth = np.partition(scores, n - k)[n - k]
+        candidates = np.flatnonzero(scores >= kth)
+        order = candidates[np.lexsort((candidates, -scores[candidates]))][:k]
+        best, chosen = order.tolist(), scores[order].tolist()
+    return [(item_ids[i], score) for i, score in zip(best, chosen, strict=True) if math.isfinite(score)]
 
 
 class Recommender(Protocol):
@@ -116,7 +134,7 @@ class PopularityModel:
         return cls(item_ids=list(data.item_ids), scores=scores)
 
     def recommend(self, user_id: str, k: int) -> list[tuple[str, float]]:
-        return [(self.item_ids[i], float(self.scores[i])) for i in _top_k(self.scores, k)]
+        return ranked_items(self.item_ids, self.scores, k)
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"popularity": self.scores}
@@ -151,13 +169,12 @@ class _PersonalModel:
         user = self._user_index.get(user_id)
         if user is None:
             # Cold start: an unknown rider gets what is popular.
-            return [(self.item_ids[i], float(self.popularity[i])) for i in _top_k(self.popularity, k)]
+            return ranked_items(self.item_ids, self.popularity, k)
         scores = self._personal_scores(user) + self._fill
         if self.params.get("exclude_converted"):
             booked = self.converted.indices[self.converted.indptr[user] : self.converted.indptr[user + 1]]
             scores[booked] = -np.inf
-        best = [i for i in _top_k(scores, k) if np.isfinite(scores[i])]
-        return [(self.item_ids[i], float(scores[i])) for i in best]
+        return ranked_items(self.item_ids, scores, k)
 
     def _common_arrays(self) -> dict[str, np.ndarray]:
         return {

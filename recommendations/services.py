@@ -150,9 +150,14 @@ def recommendation_serve(
     return Served(request_id, user_id, variant, model, snapshot.revision, items, fallback, now)
 
 
-def prediction_records(served: Served, *, latency_ms: float, metadata: dict[str, Any]) -> tuple[dict[str, Any], ...]:
-    """The trace and the exposure event of a served request, as the documents the trace writer inserts."""
-    recommendations = [{"itemId": item, "score": round(score, 6)} for item, score in served.items]
+def prediction_records(
+    served: Served, *, recommendations: list[dict[str, Any]], latency_ms: float, metadata: dict[str, Any]
+) -> tuple[dict[str, Any], ...]:
+    """The trace and the exposure event of a served request, as the documents the trace writer inserts.
+
+    `recommendations` is the answer's own list ({itemId, score} as the client saw them), so the trace records
+    exactly what was served.
+    """
     trace = {
         "requestId": served.request_id,
         "userId": served.user_id,

@@ -33,6 +33,17 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": code, "message": message, "details": details or {}}
 
 
+def error_response(exc: ApplicationError) -> JsonResponse:
+    """An ApplicationError as the project's error body, for views answered outside DRF's request cycle."""
+    return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status)
+
+
+def unexpected_error_response(where: str) -> JsonResponse:
+    """Log the traceback of the exception being handled for operators; tell the client only that it failed."""
+    logger.exception("Unhandled error in %s", where)
+    return JsonResponse(error_body("internal_error", "An unexpected error occurred."), status=500)
+
+
 # DRF exception class -> (code, status). Order matters: subclasses first.
 _DRF_CODES: list[tuple[type[drf_exceptions.APIException], str]] = [
     (drf_exceptions.ParseError, "malformed_json"),

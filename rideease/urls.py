@@ -12,9 +12,10 @@ admin.site.site_header = "RideEase Reco"
 admin.site.site_title = "RideEase Reco admin"
 admin.site.index_title = "Models, serving state, events and traces"
 
+# The hot path first: Django tries the patterns in order on every request.
 urlpatterns = [
-    path("", include("monitoring.urls")),
     path("", include("recommendations.urls")),
+    path("", include("monitoring.urls")),
     path("", include("tracing.urls")),
     path("", include("registry.urls")),
     path("", include("experiments.urls")),

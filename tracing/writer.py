@@ -41,7 +41,7 @@ class WriterConfig:
     spool_dir: Path
     flush_seconds: float = 0.2
     batch_size: int = 500
-    queue_max: int = 100_000
+    queue_max_requests: int = 50_000
     spool_max_bytes: int = 256 * 1024 * 1024
     replay_seconds: float = 2.0
 
@@ -65,7 +65,9 @@ class TraceWriter:
     def __init__(self, collections: Collections, config: WriterConfig) -> None:
         self._collections = collections
         self._config = config
-        self._queue: queue.Queue[tuple[str, dict[str, Any]]] = queue.Queue(maxsize=config.queue_max)
+        # One entry per request (its trace and exposure). SimpleQueue's put is a C call without Queue's Python-level
+        # locking; the bound is checked before each put, so it may overshoot by the threads racing at that moment.
+        self._queue: queue.SimpleQueue[list[tuple[str, dict[str, Any]]]] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -78,14 +80,13 @@ class TraceWriter:
     # --- the request side ---------------------------------------------------------------------------------------
     def submit(self, trace: dict[str, Any], exposure: dict[str, Any]) -> None:
         """Queue one request's trace and exposure; never blocks the request (a full queue spools directly)."""
+        items = [(TRACES, trace), (EVENTS, exposure)]
+        if self._queue.qsize() >= self._config.queue_max_requests:
+            self._spool(items)
+            return
         with self._lock:
             self._pending_ids.add(trace["requestId"])
-        items = [(TRACES, trace), (EVENTS, exposure)]
-        try:
-            for item in items:
-                self._queue.put_nowait(item)
-        except queue.Full:
-            self._spool(items)
+        self._queue.put(items)
 
     def is_pending(self, request_id: str) -> bool:
         """Whether this process accepted the request id but has not written its trace yet."""
@@ -94,7 +95,7 @@ class TraceWriter:
 
     def backlog(self) -> int:
         """Records waiting: queued in memory plus spooled on disk."""
-        return self._queue.qsize() + self._spooled_records()
+        return 2 * self._queue.qsize() + self._spooled_records()
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -136,7 +137,7 @@ class TraceWriter:
         items: list[tuple[str, dict[str, Any]]] = []
         while len(items) < self._config.batch_size * 2:
             try:
-                items.append(self._queue.get_nowait())
+                items += self._queue.get_nowait()
             except queue.Empty:
                 break
         return items
@@ -149,10 +150,9 @@ class TraceWriter:
             self._forget(items)
 
     def _forget(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        with self._lock:
-            for collection, document in items:
-                if collection == TRACES:
-                    self._pending_ids.discard(document["requestId"])
+        written = [document["requestId"] for collection, document in items if collection == TRACES]
+        with self._lock:  # one C call: requests wait on this lock in submit()
+            self._pending_ids.difference_update(written)
 
     def _write(self, items: list[tuple[str, dict[str, Any]]]) -> bool:
         """Insert a batch; True when every record is now in the database (written now or before)."""

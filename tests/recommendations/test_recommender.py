@@ -6,11 +6,13 @@ import numpy as np
 import pytest
 
 from recommendations.recommender import (
+    PYTHON_SORT_MAX_ITEMS,
     ItemKNNModel,
     PopularityModel,
     SVDModel,
     interaction_matrix,
     interactions_from_records,
+    ranked_items,
     recommender_fit,
 )
 
@@ -97,6 +99,18 @@ def test_ties_are_broken_the_same_way_every_time() -> None:
     records = [(f"u{n}", item, "view", n) for n, item in enumerate(["p", "q", "r", "s"])]
     model = PopularityModel.fit(interactions_from_records(records))
     assert items(model.recommend("x", 4)) == ["p", "q", "r", "s"]
+
+
+@pytest.mark.parametrize("size", [PYTHON_SORT_MAX_ITEMS, PYTHON_SORT_MAX_ITEMS + 1, 5000])
+def test_small_and_large_catalogues_rank_alike_ties_to_the_lower_index_and_excluded_items_left_out(size: int) -> None:
+    rng = np.random.default_rng(size)
+    scores = rng.integers(0, 20, size).astype(np.float64)  # many ties
+    scores[rng.choice(size, size // 10, replace=False)] = -np.inf
+    ids = [f"item-{n}" for n in range(size)]
+    expected = sorted((n for n in range(size) if np.isfinite(scores[n])), key=lambda n: (-scores[n], n))
+    for k in (1, 10, size):
+        assert ranked_items(ids, scores, k) == [(ids[n], scores[n]) for n in expected[:k]]
+    assert ranked_items(ids, scores, 0) == []
 
 
 def test_unknown_algorithms_are_refused() -> None:

@@ -7,8 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.conf import settings
+from django.core.cache import cache
 from django.core.management import call_command
 from django.test import override_settings
+from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
 from experiments.assignment import variant_assign
@@ -39,6 +42,11 @@ def two_variants(serving_env: Path) -> Path:
     train("--promote", "control")
     train("--algorithm", "svd", "--promote", "treatment")
     return serving_env
+
+
+def prediction_count(variant: str, status: str) -> float:
+    labels = {"variant": variant, "status": status}
+    return REGISTRY.get_sample_value("rideease_prediction_requests_total", labels) or 0.0
 
 
 def users_in(variant: str, count: int = 3) -> list[str]:
@@ -115,6 +123,64 @@ def test_bad_json_bodies_are_a_400(serving_env: Path, api_client: APIClient, bod
     response = api_client.post("/recommendations", body, format="json")
     assert response.status_code == 400
     assert response.json()["error"] == "validation_error"
+
+
+@pytest.mark.parametrize(
+    ("content_type", "data", "status", "code"),
+    [
+        ("application/json", '{"userId": "u1",', 400, "malformed_json"),
+        ("application/json", '{"userId": "u1", "limit": NaN}', 400, "malformed_json"),
+        ("application/json", b'{"userId": "\xff"}', 400, "malformed_json"),
+        ("application/json", '["u1", 10]', 400, "validation_error"),
+        ("application/json", "", 400, "validation_error"),
+        ("text/plain", "userId=u1", 415, "unsupported_media_type"),
+        ("application/x-www-form-urlencoded", "userId=u1", 415, "unsupported_media_type"),
+    ],
+)
+def test_bodies_that_are_not_one_json_object_get_the_error_body(
+    serving_env: Path, api_client: APIClient, content_type: str, data: str | bytes, status: int, code: str
+) -> None:
+    response = api_client.post("/recommendations", data, content_type=content_type)
+    assert (response.status_code, response["Content-Type"]) == (status, "application/json")
+    body = response.json()
+    assert (set(body), body["error"]) == ({"error", "message", "details"}, code)
+
+
+@pytest.mark.parametrize("method", ["put", "patch", "delete", "head", "options"])
+def test_other_methods_are_a_405_naming_the_allowed_ones(serving_env: Path, api_client: APIClient, method: str) -> None:
+    response = getattr(api_client, method)("/recommendations")
+    assert response.status_code == 405
+    assert response["Allow"] == "GET, POST"
+    if method != "head":
+        assert response.json()["error"] == "method_not_allowed"
+
+
+def test_an_unexpected_failure_is_a_500_with_the_error_body_and_counted(
+    two_variants: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(**kwargs: Any) -> None:
+        raise RuntimeError("secret internal detail")
+
+    monkeypatch.setattr("recommendations.apis.recommendation_serve", explode)
+    before = prediction_count("none", "error")
+    response = APIClient(raise_request_exception=False).get("/recommendations", {"userId": "rider-000001"})
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal_error", "message": "An unexpected error occurred.", "details": {}}
+    assert prediction_count("none", "error") == before + 1
+
+
+def test_a_rate_limit_answers_429_with_retry_after_per_client(serving_env: Path) -> None:
+    client = APIClient()
+    cache.clear()
+    rates = {"events": None, "recommendations": "2/minute"}
+    with override_settings(REST_FRAMEWORK={**settings.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": rates}):
+        answers = [client.get("/recommendations", {"userId": "u1"}, REMOTE_ADDR="10.0.0.1") for _ in range(3)]
+        assert [answer.status_code for answer in answers] == [503, 503, 429]
+        assert answers[-1].json()["error"] == "rate_limited"
+        assert 0 < int(answers[-1]["Retry-After"]) <= 60
+        other = client.get("/recommendations", {"userId": "u1"}, REMOTE_ADDR="10.0.0.2")
+        assert other.status_code == 503, "another client has its own allowance"
+    cache.clear()
 
 
 @pytest.mark.parametrize(("variant", "version"), [("control", "v1.0.0"), ("treatment", "v1.1.0")])
