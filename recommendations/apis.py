@@ -4,9 +4,11 @@ import math
 import re
 import time
 from typing import Any
+from urllib.parse import parse_qsl
 
 import orjson
 from django.conf import settings
+from django.core.handlers.wsgi import get_bytes_from_wsgi
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
@@ -134,7 +136,7 @@ class RecommendationApi(APIView):
         tags=["recommendations"],
     )
     def get(self, request: HttpRequest, *, started: float) -> tuple[HttpResponse, str]:
-        return _answer(request, request.GET.dict(), from_query=True, started=started)
+        return _answer(request, _query_parameters(request), from_query=True, started=started)
 
     @extend_schema(
         operation_id="recommendations_post",
@@ -165,6 +167,20 @@ def _throttled(wait: float | None) -> HttpResponse:
         response["Retry-After"] = str(seconds)
     PREDICTION_REQUESTS.labels(variant="none", status="invalid").inc()
     return response
+
+
+def _query_parameters(request: HttpRequest) -> dict[str, str]:
+    """The query string as {name: last value}, as `request.GET.dict()` gives it without building a QueryDict."""
+    raw = get_bytes_from_wsgi(request.META, "QUERY_STRING", "")
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        text = raw.decode("iso-8859-1")  # as Django reads a query string some client did not percent-encode
+    try:
+        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS)
+    except ValueError as exc:
+        raise ApplicationError("validation_error", "The query string has too many parameters.") from exc
+    return dict(pairs)
 
 
 def _json_object(request: HttpRequest) -> dict[str, Any]:

@@ -197,11 +197,6 @@ class ItemKNNModel(_PersonalModel):
     history: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0)))
     similarity: sp.csr_matrix = field(default_factory=lambda: sp.csr_matrix((0, 0)))
     algorithm: str = "itemknn"
-    _similarity_t: sp.csr_matrix = field(init=False, repr=False)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self._similarity_t = self.similarity.T.tocsr()
 
     @classmethod
     def fit(cls, data: Interactions, *, neighbors: int = 50, exclude_converted: bool = False) -> "ItemKNNModel":
@@ -222,11 +217,18 @@ class ItemKNNModel(_PersonalModel):
         )
 
     def _personal_scores(self, user: int) -> np.ndarray:
-        # A dense interest vector times the sparse similarity costs O(nnz) with no per-call sparse allocations.
+        # The similarity rows of the rider's items, weighted by their interest and summed per neighbour: gathered by
+        # numpy indexing and summed by bincount, O(the rider's neighbour entries). Not a scipy product: scipy's
+        # sparse kernels release the GIL, and under gunicorn's threads each release is a contended hand-over that
+        # costs more than the sum.
         start, end = self.history.indptr[user], self.history.indptr[user + 1]
-        interest = np.zeros(len(self.item_ids), dtype=np.float64)
-        interest[self.history.indices[start:end]] = self.history.data[start:end]
-        return np.asarray(self._similarity_t @ interest, dtype=np.float64)
+        items, interest = self.history.indices[start:end], self.history.data[start:end]
+        first = self.similarity.indptr[items]
+        lengths = self.similarity.indptr[items + 1] - first
+        # Where each gathered entry sits in the similarity arrays: row r's run starts at first[r].
+        positions = np.arange(int(lengths.sum())) + np.repeat(first - (np.cumsum(lengths) - lengths), lengths)
+        weights = self.similarity.data[positions] * np.repeat(interest.astype(np.float64), lengths)
+        return np.bincount(self.similarity.indices[positions], weights=weights, minlength=len(self.item_ids))
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {

@@ -5,6 +5,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from bson import ObjectId
 from django.conf import settings
 from django.utils import timezone
 
@@ -159,6 +160,7 @@ def prediction_records(
     exactly what was served.
     """
     trace = {
+        "_id": ObjectId(),  # set here, not by the driver: the writer hands the database encoded documents
         "requestId": served.request_id,
         "userId": served.user_id,
         "variant": served.variant,

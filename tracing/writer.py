@@ -1,10 +1,12 @@
 """Writes prediction traces and exposure events off the request path, without losing or duplicating any.
 
 Each worker process has one `TraceWriter`: requests hand it records through a bounded queue; a background thread
-inserts them in batches. When the database cannot take a batch, the batch is appended to a local spool file (JSON
-Lines in MongoDB extended JSON, fsynced) and replayed once the database answers again. Every record carries a key the
-database enforces as unique (a trace's requestId; an exposure's _id derived from its requestId), so a replay of a batch
-that was in fact written only meets duplicate-key errors, which are skipped: none is lost, none is written twice.
+inserts them in batches. A request encodes its records to BSON itself, so what waits in the queue is bytes: the
+garbage collector never walks a backlog of dicts, and the writer thread does no per-document work. When the database
+cannot take a batch, the batch is appended to a local spool file (JSON Lines in MongoDB extended JSON, fsynced) and
+replayed once the database answers again. Every record carries a key the database enforces as unique (a trace's
+requestId; an exposure's _id derived from its requestId), so a replay of a batch that was in fact written only meets
+duplicate-key errors, which are skipped: none is lost, none is written twice.
 """
 
 import hashlib
@@ -19,7 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import bson
 from bson import ObjectId, json_util
+from bson.codec_options import CodecOptions
+from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, PyMongoError
 
@@ -29,6 +34,13 @@ logger = logging.getLogger(__name__)
 DUPLICATE_KEY = 11000
 TRACES = "prediction_traces"
 EVENTS = "raw_events"
+# Decoding a queued record for the spool: datetimes come back as they went in (UTC, tz-aware).
+_DECODE: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
+# A record waiting to be written: (collection, document); a queued request's records are still encoded.
+Document = dict[str, Any] | RawBSONDocument
+Record = tuple[str, Document]
+# One request's records, as queued: (request id, trace BSON, exposure BSON).
+Encoded = tuple[str, bytes, bytes]
 
 
 def exposure_id(request_id: str) -> ObjectId:
@@ -40,7 +52,7 @@ def exposure_id(request_id: str) -> ObjectId:
 class WriterConfig:
     spool_dir: Path
     flush_seconds: float = 0.2
-    batch_size: int = 500
+    batch_size: int = 500  # requests per insert round (a trace and an exposure each)
     queue_max_requests: int = 50_000
     spool_max_bytes: int = 256 * 1024 * 1024
     replay_seconds: float = 2.0
@@ -67,7 +79,7 @@ class TraceWriter:
         self._config = config
         # One entry per request (its trace and exposure). SimpleQueue's put is a C call without Queue's Python-level
         # locking; the bound is checked before each put, so it may overshoot by the threads racing at that moment.
-        self._queue: queue.SimpleQueue[list[tuple[str, dict[str, Any]]]] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[Encoded] = queue.SimpleQueue()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
@@ -80,13 +92,14 @@ class TraceWriter:
     # --- the request side ---------------------------------------------------------------------------------------
     def submit(self, trace: dict[str, Any], exposure: dict[str, Any]) -> None:
         """Queue one request's trace and exposure; never blocks the request (a full queue spools directly)."""
-        items = [(TRACES, trace), (EVENTS, exposure)]
+        request_id = trace["requestId"]
+        encoded = (request_id, bson.encode(trace), bson.encode(exposure))
         if self._queue.qsize() >= self._config.queue_max_requests:
-            self._spool(items)
+            self._spool(_records([encoded]))
             return
         with self._lock:
-            self._pending_ids.add(trace["requestId"])
-        self._queue.put(items)
+            self._pending_ids.add(request_id)
+        self._queue.put(encoded)
 
     def is_pending(self, request_id: str) -> bool:
         """Whether this process accepted the request id but has not written its trace yet."""
@@ -116,11 +129,11 @@ class TraceWriter:
         if self._thread is not None:
             self._thread.join(timeout)
         self._flush_queue(deadline=deadline)
-        left: list[tuple[str, dict[str, Any]]] = []
-        while items := self._drain():
-            left += items
+        left: list[Encoded] = []
+        while drained := self._drain():
+            left += drained
         if left:
-            self._spool(left)
+            self._spool(_records(left))
             self._forget(left)
 
     # --- the background side --------------------------------------------------------------------------------------
@@ -133,32 +146,35 @@ class TraceWriter:
                 self.replay_spool()
                 TRACE_BACKLOG.set(self.backlog())
 
-    def _drain(self) -> list[tuple[str, dict[str, Any]]]:
-        items: list[tuple[str, dict[str, Any]]] = []
-        while len(items) < self._config.batch_size * 2:
+    def _drain(self) -> list[Encoded]:
+        drained: list[Encoded] = []
+        while len(drained) < self._config.batch_size:
             try:
-                items += self._queue.get_nowait()
+                drained.append(self._queue.get_nowait())
             except queue.Empty:
                 break
-        return items
+        return drained
 
     def _flush_queue(self, *, deadline: float = math.inf, yield_on_stop: bool = False) -> None:
         """Write queued batches until the queue is empty or `deadline`; the thread yields to close() between batches."""
-        while time.monotonic() < deadline and not (yield_on_stop and self._stop.is_set()) and (items := self._drain()):
+        while time.monotonic() < deadline and not (yield_on_stop and self._stop.is_set()):
+            if not (drained := self._drain()):
+                break
+            items = _records(drained)
             if not self._write(items):
                 self._spool(items)
-            self._forget(items)
+            self._forget(drained)
 
-    def _forget(self, items: Iterable[tuple[str, dict[str, Any]]]) -> None:
-        written = [document["requestId"] for collection, document in items if collection == TRACES]
+    def _forget(self, drained: Iterable[Encoded]) -> None:
+        written = [request_id for request_id, _, _ in drained]
         with self._lock:  # one C call: requests wait on this lock in submit()
             self._pending_ids.difference_update(written)
 
-    def _write(self, items: list[tuple[str, dict[str, Any]]]) -> bool:
+    def _write(self, items: list[Record]) -> bool:
         """Insert a batch; True when every record is now in the database (written now or before)."""
-        by_collection: dict[str, list[dict[str, Any]]] = {}
+        by_collection: dict[str, list[Document]] = {}
         for collection, document in items:
-            by_collection.setdefault(collection, []).append(dict(document))
+            by_collection.setdefault(collection, []).append(document)
         try:
             for name, documents in by_collection.items():
                 self._insert(name, documents)
@@ -170,7 +186,7 @@ class TraceWriter:
             return False
         return True
 
-    def _insert(self, name: str, documents: list[dict[str, Any]]) -> None:
+    def _insert(self, name: str, documents: list[Document]) -> None:
         try:
             result = self._collections(name).insert_many(documents, ordered=False)
             self.stats.written += len(result.inserted_ids)
@@ -196,12 +212,12 @@ class TraceWriter:
     def _spool_bytes(self) -> int:
         return sum(path.stat().st_size for path in self._config.spool_dir.glob("*.jsonl") if path.exists())
 
-    def _spool(self, items: list[tuple[str, dict[str, Any]]]) -> None:
+    def _spool(self, items: list[Record]) -> None:
         if self._spool_bytes() >= self._config.spool_max_bytes:
             self.stats.dropped += len(items)
             logger.error("Trace spool full (%d bytes); dropped %d records", self._config.spool_max_bytes, len(items))
             return
-        lines = "".join(json_util.dumps({"c": collection, "d": document}) + "\n" for collection, document in items)
+        lines = "".join(json_util.dumps({"c": name, "d": _plain(document)}) + "\n" for name, document in items)
         with self._spool_path.open("a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()
@@ -228,8 +244,8 @@ class TraceWriter:
         self.stats.replayed += replayed
         return replayed
 
-    def _write_chunks(self, items: list[tuple[str, dict[str, Any]]]) -> bool:
-        size = self._config.batch_size
+    def _write_chunks(self, items: list[Record]) -> bool:
+        size = self._config.batch_size * 2
         return all(self._write(items[start : start + size]) for start in range(0, len(items), size))
 
     def _reclaim_abandoned(self) -> None:
@@ -240,9 +256,24 @@ class TraceWriter:
                 path.rename(path.with_name(path.name.split("-", 2)[2]))
 
     @staticmethod
-    def _decode(line: str) -> tuple[str, dict[str, Any]]:
+    def _decode(line: str) -> Record:
         record = json_util.loads(line)
         return str(record["c"]), dict(record["d"])
+
+
+def _records(drained: Iterable[Encoded]) -> list[Record]:
+    """Queued requests as the records to insert: their BSON goes to the database as it is."""
+    records: list[Record] = []
+    for _, trace, exposure in drained:
+        records += [(TRACES, RawBSONDocument(trace)), (EVENTS, RawBSONDocument(exposure))]
+    return records
+
+
+def _plain(document: Document) -> dict[str, Any]:
+    """A record as a dict for the spool's extended JSON."""
+    if isinstance(document, RawBSONDocument):
+        return bson.decode(document.raw, codec_options=_DECODE)
+    return dict(document)
 
 
 def _alive(pid: int) -> bool:

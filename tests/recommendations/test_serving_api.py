@@ -109,6 +109,14 @@ def test_bad_query_parameters_are_a_400(serving_env: Path, api_client: APIClient
     assert response.json()["error"] == "validation_error"
 
 
+def test_query_strings_are_read_as_django_reads_them(two_variants: Path, api_client: APIClient) -> None:
+    answer = api_client.get("/recommendations?userId=caf%C3%A9+%26+co&limit=2&limit=3")
+    assert answer.status_code == 200
+    assert (answer.json()["userId"], len(answer.json()["recommendations"])) == ("café & co", 3), "the last value wins"
+    crowded = api_client.get("/recommendations?userId=u1&" + "&".join(f"x{n}=1" for n in range(1000)))
+    assert (crowded.status_code, crowded.json()["error"]) == (400, "validation_error")
+
+
 @pytest.mark.parametrize(
     "body",
     [
