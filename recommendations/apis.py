@@ -1,4 +1,4 @@
-"""HTTP API for user events."""
+"""HTTP API for events and recommendations."""
 
 import math
 import re
@@ -107,7 +107,7 @@ class RecommendationApi(APIView):
         started = time.perf_counter()
         try:
             throttle = ClientRateThrottle()
-            if not throttle.allow_request(request, self):  # type: ignore[arg-type]
+            if not throttle.allow_request(request, self):  # type: ignore[arg-type]  # reads only META
                 return _throttled(throttle.wait())
             if request.method not in self.METHODS:
                 raise ApplicationError("method_not_allowed", f'Method "{request.method}" not allowed.', status=405)

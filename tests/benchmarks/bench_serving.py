@@ -17,6 +17,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -75,8 +76,30 @@ def traces_kept(uri: str, db: str, spool: Path) -> tuple[int, int]:
     return in_database, in_spool
 
 
+def trace_backlog(base: str) -> float:
+    """Traces and exposures the workers have not written yet, from the service's own gauge."""
+    from tests.servers import http_get
+
+    metrics = http_get(f"{base}/metrics")[1].decode()
+    found = re.search(r"^rideease_trace_backlog_records(?:\{[^}]*\})? ([\d.e+]+)$", metrics, re.MULTILINE)
+    return float(found.group(1)) if found else 0.0
+
+
+def settle(base: str, timeout: float = 300.0) -> float:
+    """Wait until the last run's traces are written, so the next run does not share the CPU with writing them.
+
+    The embedded database stores traces more slowly than the service answers; without this, on shared cores the
+    endpoint measured after /recommendations would compete with the database catching up. Returns the seconds waited.
+    """
+    started = time.monotonic()
+    time.sleep(2.5)  # the gauge is refreshed every 2 s
+    while trace_backlog(base) > 0 and time.monotonic() - started < timeout:
+        time.sleep(1)
+    return time.monotonic() - started
+
+
 def measure(base: str, cpu: str | None) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Each endpoint flat out then at half its own rate, alternating, REPEATS times."""
+    """Each endpoint flat out then at half its own rate, alternating, REPEATS times, each from a settled state."""
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
         name: {"warm-up": [], "max": [], "half": []} for name in ENDPOINTS
     }
@@ -84,9 +107,11 @@ def measure(base: str, cpu: str | None) -> dict[str, dict[str, list[dict[str, An
         results[name]["warm-up"].append(hey(base + path, concurrency=CONCURRENCY, cpu=cpu))
     for _ in range(REPEATS):
         for name, path in ENDPOINTS.items():
+            settle(base)
             flat = hey(base + path, concurrency=CONCURRENCY, cpu=cpu)
             results[name]["max"].append(flat)
             rate = flat["rps"] / 2 / HALF_RATE_CONCURRENCY
+            settle(base)
             results[name]["half"].append(
                 hey(base + path, concurrency=HALF_RATE_CONCURRENCY, rate_per_worker=rate, cpu=cpu)
             )
@@ -161,7 +186,9 @@ def _report(
         "loopback, the embedded SecantusDB, every answer's trace and exposure really written, `hey` as the load "
         f"generator, on a 2-core machine. Flat out: {CONCURRENCY} connections for {DURATION}; half rate: "
         f"{HALF_RATE_CONCURRENCY} connections limited to half of that endpoint's own maximum. Medians of {REPEATS} "
-        "runs. The floor is a bare Django view returning JSON through the same middleware (no DRF, no database).",
+        "runs. The floor is a bare Django view returning JSON through the same middleware (no DRF, no database). Each "
+        "run starts once the service reports no trace left to write, so no endpoint shares the CPU with the database "
+        "catching up on an earlier run's traces.",
         "",
         "**shared**: gunicorn, the database and `hey` share both cores. **database core**: the database alone on "
         "core 1, gunicorn and `hey` on core 0, as in production where the database has its own machine. The embedded "
