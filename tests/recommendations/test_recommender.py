@@ -124,3 +124,15 @@ def test_scores_are_finite_and_sorted_for_every_user() -> None:
         scores = [score for _, score in model.recommend(user, 4)]
         assert all(np.isfinite(scores))
         assert scores == sorted(scores, reverse=True)
+
+
+def test_item_knn_scores_equal_the_interest_vector_times_the_similarity_matrix() -> None:
+    rng = np.random.default_rng(1)
+    kinds = ["view", "play", "book", "skip"]
+    records = [(f"u{rng.integers(300)}", f"i{rng.integers(120)}", kinds[rng.integers(4)], n) for n in range(8000)]
+    data = interactions_from_records(records)
+    model = ItemKNNModel.fit(data, neighbors=20)
+    for user in range(len(data.user_ids)):
+        interest = model.history.getrow(user).toarray().ravel().astype(np.float64)
+        expected = model.similarity.T.tocsr() @ interest
+        np.testing.assert_array_equal(model._personal_scores(user), expected)
