@@ -25,28 +25,32 @@ def serving_state_view(*, experiment: str = DEFAULT_EXPERIMENT) -> StateView | N
     )
 
 
-def model_version_lineage(*, version: str) -> dict[str, object] | None:
-    """What a trace's reader needs to know about the version that served it."""
-    record = ModelVersion.objects.filter(version=version).first()
-    if record is None:
-        return None
+def model_version_public(record: ModelVersion) -> dict[str, Any]:
+    """A version's record as the API shows it, in the model list and in a trace's lineage (no model payloads)."""
     return {
         "version": record.version,
         "modelName": record.model_name,
+        "status": record.status,
         "algorithm": record.algorithm,
         "params": record.params,
-        "status": record.status,
-        "trainedAt": record.trained_at.isoformat(),
+        "metrics": record.metrics,
         "trainingWindow": record.training_window,
         "counts": record.counts,
         "dataSnapshotId": record.data_snapshot_id,
         "pipelineGitSha": record.pipeline_git_sha,
         "containerImageDigest": record.container_image_digest,
         "provenanceSources": record.provenance_sources,
-        "metrics": record.metrics,
         "artifactUri": record.artifact_uri,
         "artifactSha256": record.artifact_sha256,
+        "trainedAt": record.trained_at.isoformat(),
+        "createdAt": record.created_at.isoformat(),
     }
+
+
+def model_version_lineage(*, version: str) -> dict[str, Any] | None:
+    """What a trace's reader needs to know about the version that served it."""
+    record = ModelVersion.objects.filter(version=version).first()
+    return model_version_public(record) if record is not None else None
 
 
 def serving_state_current(*, experiment: str = DEFAULT_EXPERIMENT) -> ServingStateInfo | None:
@@ -60,25 +64,7 @@ def model_version_page(*, limit: int, after: str | None = None) -> tuple[list[di
     if after is not None:
         query = query.filter(version_key__lt=version_key(after))
     rows = list(query[: limit + 1])
-    page = [
-        {
-            "version": row.version,
-            "modelName": row.model_name,
-            "status": row.status,
-            "algorithm": row.algorithm,
-            "params": row.params,
-            "metrics": row.metrics,
-            "dataSnapshotId": row.data_snapshot_id,
-            "pipelineGitSha": row.pipeline_git_sha,
-            "containerImageDigest": row.container_image_digest,
-            "provenanceSources": row.provenance_sources,
-            "artifactUri": row.artifact_uri,
-            "artifactSha256": row.artifact_sha256,
-            "trainedAt": row.trained_at.isoformat(),
-            "createdAt": row.created_at.isoformat(),
-        }
-        for row in rows[:limit]
-    ]
+    page = [model_version_public(row) for row in rows[:limit]]
     return page, (rows[limit - 1].version if len(rows) > limit else None)
 
 

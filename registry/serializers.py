@@ -31,6 +31,8 @@ class ModelVersionSerializer(serializers.Serializer):
     algorithm = serializers.CharField()
     params = serializers.DictField()
     metrics = serializers.DictField()
+    trainingWindow = serializers.DictField(help_text="start, end and test-split times of the training data.")
+    counts = serializers.DictField()
     dataSnapshotId = serializers.CharField()
     pipelineGitSha = serializers.CharField()
     containerImageDigest = serializers.CharField()

@@ -4,24 +4,7 @@ from rest_framework import serializers
 
 from recommendations.events import VARIANTS
 from recommendations.serializers import RecommendedItemSerializer
-
-
-class ModelLineageSerializer(serializers.Serializer):
-    version = serializers.CharField()
-    modelName = serializers.CharField()
-    algorithm = serializers.CharField()
-    params = serializers.DictField()
-    status = serializers.CharField()
-    trainedAt = serializers.DateTimeField()
-    trainingWindow = serializers.DictField(help_text="start, end and test-split times of the training data.")
-    counts = serializers.DictField()
-    dataSnapshotId = serializers.CharField()
-    pipelineGitSha = serializers.CharField()
-    containerImageDigest = serializers.CharField()
-    provenanceSources = serializers.DictField()
-    metrics = serializers.DictField()
-    artifactUri = serializers.CharField()
-    artifactSha256 = serializers.DictField(child=serializers.CharField())
+from registry.serializers import ModelVersionSerializer
 
 
 class TraceSerializer(serializers.Serializer):
@@ -39,4 +22,4 @@ class TraceSerializer(serializers.Serializer):
     metadata = serializers.DictField()
     fallbackReason = serializers.CharField(allow_null=True)
     createdAt = serializers.DateTimeField()
-    model = ModelLineageSerializer(allow_null=True, help_text="Null only if the version's record was deleted.")
+    model = ModelVersionSerializer(allow_null=True, help_text="Null only if the version's record was deleted.")

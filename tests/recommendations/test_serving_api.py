@@ -282,6 +282,8 @@ def test_traces_need_the_admin_key(two_variants: Path, api_client: APIClient) ->
     assert lineage["requestId"] == request_id
     assert lineage["model"]["version"] == "v1.0.0"
     assert set(lineage["model"]) >= {"trainingWindow", "dataSnapshotId", "pipelineGitSha", "metrics", "artifactUri"}
+    listed = api_client.get("/admin/models", HTTP_X_API_KEY=ADMIN_KEY).json()["models"]
+    assert lineage["model"] == next(row for row in listed if row["version"] == "v1.0.0"), "one record, one shape"
     missing = api_client.get("/traces/no-such-request", HTTP_X_API_KEY=ADMIN_KEY)
     assert (missing.status_code, missing.json()["error"]) == (404, "trace_not_found")
     assert ADMIN_KEY not in response.content.decode()
