@@ -108,18 +108,17 @@ class RecommendationApi(APIView):
         try:
             throttle = ClientRateThrottle()
             if not throttle.allow_request(request, self):  # type: ignore[arg-type]  # reads only META
-                return _throttled(throttle.wait())
+                raise _throttled(throttle.wait())
             if request.method not in self.METHODS:
-                raise ApplicationError("method_not_allowed", f'Method "{request.method}" not allowed.', status=405)
+                allow = {"Allow": ", ".join(self.METHODS)}
+                message = f'Method "{request.method}" not allowed.'
+                raise ApplicationError("method_not_allowed", message, status=405, headers=allow)
             handler = self.get if request.method == "GET" else self.post
             response, variant = handler(request, started=started)
         except ApplicationError as exc:
             PREDICTION_REQUESTS.labels(variant="none", status=_failure_status(exc.status)).inc()
             PREDICTION_ERRORS.labels(stage="validation" if exc.status < 500 else "serving").inc()
-            response = error_response(exc)
-            if exc.status == 405:
-                response["Allow"] = ", ".join(self.METHODS)
-            return response
+            return error_response(exc)
         except Exception:
             PREDICTION_REQUESTS.labels(variant="none", status="error").inc()
             PREDICTION_ERRORS.labels(stage="serving").inc()
@@ -159,14 +158,13 @@ def _failure_status(status: int) -> str:
     return "unavailable" if status == 503 else "invalid" if status < 500 else "error"
 
 
-def _throttled(wait: float | None) -> HttpResponse:
-    seconds = math.ceil(wait) if wait is not None else None
-    after = f" Expected available in {seconds} seconds." if seconds is not None else ""
-    response = error_response(ApplicationError("rate_limited", f"Request was throttled.{after}", status=429))
-    if seconds is not None:
-        response["Retry-After"] = str(seconds)
-    PREDICTION_REQUESTS.labels(variant="none", status="invalid").inc()
-    return response
+def _throttled(wait: float | None) -> ApplicationError:
+    """The 429 of a client over its rate limit, worded as DRF words it for /events."""
+    if wait is None:
+        return ApplicationError("rate_limited", "Request was throttled.", status=429)
+    seconds = math.ceil(wait)
+    message = f"Request was throttled. Expected available in {seconds} seconds."
+    return ApplicationError("rate_limited", message, status=429, headers={"Retry-After": str(seconds)})
 
 
 def _query_parameters(request: HttpRequest) -> dict[str, str]:

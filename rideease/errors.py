@@ -18,14 +18,24 @@ DATABASE_ERRORS: tuple[type[Exception], ...] = (PyMongoError, DatabaseError)
 
 
 class ApplicationError(Exception):
-    """A domain error that carries a machine-readable code, a message for people and an HTTP status."""
+    """A domain error that carries a machine-readable code, a message for people, an HTTP status and the response
+    headers that go with it (Allow for a 405, Retry-After for a 429)."""
 
-    def __init__(self, code: str, message: str, *, status: int = 400, details: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int = 400,
+        details: dict[str, Any] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
         self.status = status
         self.details = details or {}
+        self.headers = headers or {}
 
 
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -35,7 +45,7 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
 
 def error_response(exc: ApplicationError) -> JsonResponse:
     """An ApplicationError as the project's error body, for views answered outside DRF's request cycle."""
-    return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status)
+    return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status, headers=exc.headers)
 
 
 def unexpected_error_response(where: str) -> JsonResponse:
@@ -72,7 +82,7 @@ def _drf_error(exc: drf_exceptions.APIException) -> tuple[str, str, dict[str, An
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     """DRF exception handler: every error, expected or not, leaves as the project's JSON body."""
     if isinstance(exc, ApplicationError):
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status)
+        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status, headers=exc.headers)
     if isinstance(exc, Http404):
         return Response(error_body("not_found", "The requested object does not exist."), status=404)
     if isinstance(exc, DjangoPermissionDenied):
