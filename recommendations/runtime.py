@@ -23,6 +23,7 @@ _writer: TraceWriter | None = None
 logger = logging.getLogger(__name__)
 STATE_FILE = "serving_state.json"
 _on_cached_state = False
+_last_saved: tuple[Path, StateView] | None = None
 
 
 def _state_file() -> Path:
@@ -45,13 +46,20 @@ def _read_state() -> StateView | None:
     if _on_cached_state:
         logger.info("Database reachable again: reading the serving state from it")
         _on_cached_state = False
-    if state is not None:
-        path = _state_file()
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary = path.with_suffix(".tmp")
-        temporary.write_text(json.dumps(asdict(state)))
-        temporary.replace(path)
+    if state is not None and (_state_file(), state) != _last_saved:
+        _state_save(state)
     return state
+
+
+def _state_save(state: StateView) -> None:
+    """Keep the state for a start while the database is down; written when it changed, not on every poll."""
+    global _last_saved
+    path = _state_file()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(asdict(state)))
+    temporary.replace(path)
+    _last_saved = (path, state)
 
 
 def _served(snapshot: ServingSnapshot) -> dict[str, str | None]:
@@ -76,6 +84,8 @@ def _load_model(version: str) -> LoadedModel:
 def serving_runtime() -> ServingRuntime:
     """The runtime, loading the serving state and its models on first use."""
     global _runtime
+    if _runtime is not None:  # every request asks: no lock once it exists
+        return _runtime
     with _lock:
         if _runtime is None:
             _runtime = ServingRuntime(
@@ -93,6 +103,8 @@ def serving_runtime() -> ServingRuntime:
 def trace_writer() -> TraceWriter:
     """The writer, replaying any spool left by earlier processes as it starts."""
     global _writer
+    if _writer is not None:
+        return _writer
     with _lock:
         if _writer is None:
             _writer = TraceWriter(

@@ -1,0 +1,39 @@
+"""The serving state a worker keeps on disk, for starting while the database is unreachable."""
+
+from pathlib import Path
+
+import pytest
+from django.test import override_settings
+from pymongo.errors import ServerSelectionTimeoutError
+
+from recommendations import runtime
+from recommendations.serving import StateView
+
+FIRST = StateView(revision=1, control_version="v1", treatment_version=None, treatment_share=0.5)
+SECOND = StateView(revision=2, control_version="v1", treatment_version="v2", treatment_share=0.1)
+
+
+def test_the_state_is_saved_when_it_changes_and_used_while_the_database_is_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    database: list[StateView | None] = [FIRST]
+
+    def serving_state_view() -> StateView | None:
+        if database[0] is None:
+            raise ServerSelectionTimeoutError("database unreachable")
+        return database[0]
+
+    monkeypatch.setattr(runtime, "serving_state_view", serving_state_view)
+    monkeypatch.setattr(runtime, "_on_cached_state", False)
+    monkeypatch.setattr(runtime, "_last_saved", None)
+    with override_settings(MODEL_CACHE_DIR=tmp_path):
+        saved = tmp_path / runtime.STATE_FILE
+        assert runtime._read_state() == FIRST
+        written = saved.stat().st_ino  # each write replaces the file, so a new one means it was written again
+        assert runtime._read_state() == FIRST
+        assert saved.stat().st_ino == written, "an unchanged state is not written again on every poll"
+
+        database[0] = SECOND
+        assert runtime._read_state() == SECOND
+        database[0] = None
+        assert runtime._read_state() == SECOND, "while the database is down, the last state seen serves"
