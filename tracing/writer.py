@@ -188,8 +188,9 @@ class TraceWriter:
 
     def _insert(self, name: str, documents: list[Document]) -> None:
         try:
-            result = self._collections(name).insert_many(documents, ordered=False)
-            self.stats.written += len(result.inserted_ids)
+            self._collections(name).insert_many(documents, ordered=False)
+            # Not len(inserted_ids): the driver lists no ids for documents handed over already encoded.
+            self.stats.written += len(documents)
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             others = [error for error in errors if error.get("code") != DUPLICATE_KEY]
