@@ -1,5 +1,6 @@
 """Gunicorn settings for RideEase Reco, read from the environment (see .env.example)."""
 
+import gc
 import os
 import shutil
 from pathlib import Path
@@ -56,6 +57,10 @@ def post_worker_init(worker: Any) -> None:
     metrics_initialise()
     trace_writer()
     serving_runtime()
+    # What is loaded by now (Django, the app, the models) lives as long as the worker: freezing it keeps the
+    # garbage collector's full passes from walking those few hundred thousand objects again and again, pauses
+    # that would land on whichever request is running.
+    gc.freeze()
 
 
 def worker_exit(server: Any, worker: Any) -> None:
