@@ -29,7 +29,7 @@ from recommendations.serializers import (
 from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve
 from rideease.errors import DATABASE_ERRORS, ApplicationError, error_response, unexpected_error_response
 from rideease.schema import error_responses
-from rideease.throttling import ClientRateThrottle
+from rideease.throttling import ClientRateThrottle, throttle_rate
 from tracing.request_ids import request_id_new
 from tracing.selectors import request_id_in_use
 
@@ -106,9 +106,10 @@ class RecommendationApi(APIView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         started = time.perf_counter()
         try:
-            throttle = ClientRateThrottle()
-            if not throttle.allow_request(request, self):  # type: ignore[arg-type]  # reads only META
-                raise _throttled(throttle.wait())
+            if throttle_rate(self.throttle_scope) is not None:
+                throttle = ClientRateThrottle()
+                if not throttle.allow_request(request, self):  # type: ignore[arg-type]  # reads only META
+                    raise _throttled(throttle.wait())
             if request.method not in self.METHODS:
                 allow = {"Allow": ", ".join(self.METHODS)}
                 message = f'Method "{request.method}" not allowed.'
@@ -169,11 +170,13 @@ def _throttled(wait: float | None) -> ApplicationError:
 
 def _query_parameters(request: HttpRequest) -> dict[str, str]:
     """The query string as {name: last value}, as `request.GET.dict()` gives it without building a QueryDict."""
-    raw = get_bytes_from_wsgi(request.META, "QUERY_STRING", "")
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:
-        text = raw.decode("iso-8859-1")  # as Django reads a query string some client did not percent-encode
+    text = request.META.get("QUERY_STRING", "")
+    if not text.isascii():  # WSGI hands over the raw bytes as latin-1: read them as Django does
+        raw = get_bytes_from_wsgi(request.META, "QUERY_STRING", "")
+        try:
+            text = raw.decode()
+        except UnicodeDecodeError:
+            text = raw.decode("iso-8859-1")  # as Django reads a query string some client did not percent-encode
     try:
         pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS)
     except ValueError as exc:

@@ -98,14 +98,13 @@ def ranked_items(item_ids: list[str], scores: np.ndarray, k: int) -> list[tuple[
     if n <= PYTHON_SORT_MAX_ITEMS:
         values = scores.tolist()
         best = sorted(range(n), key=values.__getitem__, reverse=True)[:k]  # stable: ties keep index order
-        chosen = [values[i] for i in best]
-    else:
-        # Everything scoring at least the k-th best value: a partition alone would pick among ties at random.
-        kth = np.partition(scores, n - k)[n - k]
-        candidates = np.flatnonzero(scores >= kth)
-        order = candidates[np.lexsort((candidates, -scores[candidates]))][:k]
-        best, chosen = order.tolist(), scores[order].tolist()
-    return [(item_ids[i], score) for i, score in zip(best, chosen, strict=True) if math.isfinite(score)]
+        return [(item_ids[i], values[i]) for i in best if math.isfinite(values[i])]
+    # Everything scoring at least the k-th best value: a partition alone would pick among ties at random.
+    kth = np.partition(scores, n - k)[n - k]
+    candidates = np.flatnonzero(scores >= kth)
+    order = candidates[np.lexsort((candidates, -scores[candidates]))][:k]
+    chosen = scores[order].tolist()
+    return [(item_ids[i], score) for i, score in zip(order.tolist(), chosen, strict=True) if math.isfinite(score)]
 
 
 class Recommender(Protocol):
