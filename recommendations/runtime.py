@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import threading
 from dataclasses import asdict
 from pathlib import Path
@@ -52,13 +53,21 @@ def _read_state() -> StateView | None:
 
 
 def _state_save(state: StateView) -> None:
-    """Keep the state for a start while the database is down; written when it changed, not on every poll."""
+    """Keep the state for a start while the database is down; written when it changed, not on every poll.
+
+    Best effort: the state was read, so a full disk or a read-only cache must not stop this worker from serving it.
+    """
     global _last_saved
     path = _state_file()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(asdict(state)))
-    temporary.replace(path)
+    # Each worker writes its own temporary file: workers starting together would otherwise move each other's away.
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        temporary.write_text(json.dumps(asdict(state)))
+        temporary.replace(path)
+    except OSError:
+        logger.exception("Could not save the serving state to %s; serving it all the same", path)
+        return
     _last_saved = (path, state)
 
 

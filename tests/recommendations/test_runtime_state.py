@@ -37,3 +37,12 @@ def test_the_state_is_saved_when_it_changes_and_used_while_the_database_is_down(
         assert runtime._read_state() == SECOND
         database[0] = None
         assert runtime._read_state() == SECOND, "while the database is down, the last state seen serves"
+
+
+def test_a_state_that_cannot_be_saved_is_served_all_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(runtime, "serving_state_view", lambda: FIRST)
+    monkeypatch.setattr(runtime, "_last_saved", None)
+    not_a_folder = tmp_path / "cache"
+    not_a_folder.write_text("a file where the cache folder should be")
+    with override_settings(MODEL_CACHE_DIR=not_a_folder):
+        assert runtime._read_state() == FIRST
