@@ -29,7 +29,7 @@ from recommendations.serializers import (
 from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve
 from rideease.errors import DATABASE_ERRORS, ApplicationError, error_response, unexpected_error_response
 from rideease.schema import error_responses
-from rideease.throttling import ClientRateThrottle, throttle_rate
+from rideease.throttling import ClientRateThrottle
 from tracing.request_ids import request_id_new
 from tracing.selectors import request_id_in_use
 
@@ -106,10 +106,9 @@ class RecommendationApi(APIView):
     def dispatch(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         started = time.perf_counter()
         try:
-            if throttle_rate(self.throttle_scope) is not None:
-                throttle = ClientRateThrottle()
-                if not throttle.allow_request(request, self):  # type: ignore[arg-type]  # reads only META
-                    raise _throttled(throttle.wait())
+            throttle = ClientRateThrottle()
+            if not throttle.allow_request(request, self):  # type: ignore[arg-type]  # reads only META
+                raise _throttled(throttle.wait())
             if request.method not in self.METHODS:
                 allow = {"Allow": ", ".join(self.METHODS)}
                 message = f'Method "{request.method}" not allowed.'

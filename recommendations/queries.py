@@ -47,7 +47,7 @@ def _limit(value: object, *, from_query: bool, errors: dict[str, str]) -> int:
 
 def recommendation_query_parse(raw: Mapping[str, object], *, from_query: bool) -> RecommendationQuery | dict[str, str]:
     """Validate {userId, limit}; query strings may carry the limit as digits, JSON must carry a number."""
-    errors = {} if raw.keys() <= _FIELDS else {key: "unknown parameter" for key in raw if key not in _FIELDS}
+    errors = {key: "unknown parameter" for key in raw if key not in _FIELDS}
     user_id = _user_id(raw.get("userId"), errors)
     limit = _limit(raw.get("limit"), from_query=from_query, errors=errors)
     return errors if errors else RecommendationQuery(user_id=user_id, limit=limit)

@@ -19,10 +19,5 @@ class ClientRateThrottle(ScopedRateThrottle):
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}  # type: ignore[arg-type]
 
     def get_rate(self) -> str | None:
-        return throttle_rate(str(self.scope))
-
-
-def throttle_rate(scope: str) -> str | None:
-    """The configured rate for `scope` ("120/min"), or None when that scope is not limited."""
-    rates = cast(dict[str, str | None], settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
-    return rates.get(scope)
+        rates = cast(dict[str, str | None], settings.REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"])
+        return rates.get(str(self.scope))

@@ -2,7 +2,7 @@
 
 Each worker process has one `TraceWriter`: requests hand it records through a bounded queue; a background thread
 inserts them in batches. A request encodes its records to BSON itself, so what waits in the queue is bytes: the
-garbage collector never walks a backlog of dicts, and the writer thread does no per-document work. When the database
+garbage collector never walks a backlog of dicts, and the writer thread encodes nothing. When the database
 cannot take a batch, the batch is appended to a local spool file (JSON Lines in MongoDB extended JSON, fsynced) and
 replayed once the database answers again. Every record carries a key the database enforces as unique (a trace's
 requestId; an exposure's _id derived from its requestId), so a replay of a batch that was in fact written only meets
