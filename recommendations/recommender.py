@@ -158,8 +158,10 @@ class _PersonalModel:
     def __post_init__(self) -> None:
         self._user_index = {user: index for index, user in enumerate(self.user_ids)}
         top = float(self.popularity.max()) if self.popularity.size else 0.0
-        # A tiny popularity term breaks ties and fills lists when a user's own signal covers few items.
-        self._fill = (self.popularity / top * 1e-6) if top > 0 else np.zeros_like(self.popularity)
+        # A tiny popularity term breaks ties and fills lists when a user's own signal covers few items. In float64, so
+        # adding it to float32 personal scores gives float64 scores, where a 1e-6 term is not lost to rounding.
+        fill = (self.popularity / top * 1e-6) if top > 0 else np.zeros_like(self.popularity)
+        self._fill = fill.astype(np.float64)
 
     def _personal_scores(self, user: int) -> np.ndarray:
         raise NotImplementedError
@@ -264,7 +266,7 @@ class SVDModel(_PersonalModel):
         )
 
     def _personal_scores(self, user: int) -> np.ndarray:
-        return np.asarray(self.item_factors @ self.user_factors[user], dtype=np.float64)
+        return self.item_factors @ self.user_factors[user]  # float32: recommend() adds the float64 fill
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {**self._common_arrays(), "user_factors": self.user_factors, "item_factors": self.item_factors}

@@ -151,6 +151,18 @@ def recommendation_serve(
     return Served(request_id, user_id, variant, model, snapshot.revision, items, fallback, now)
 
 
+def rounded(value: float, places: int) -> float:
+    """`value` rounded to `places` decimals, for a finite value of ordinary size such as a score or a latency.
+
+    Not round(value, places): that prints the value as decimal digits and parses them back (snprintf and strtod),
+    which costs more than the rest of an answer's rounding. Scaling, rounding to an integer and dividing lands on
+    the double nearest the decimal result, which is what round() returns too. The two can differ only when scaling
+    moves a value across an exact tie (by one in the last decimal kept), and in the sign of a zero.
+    """
+    scale = 10.0**places
+    return round(value * scale) / scale
+
+
 def prediction_records(
     served: Served, *, recommendations: list[dict[str, Any]], latency_ms: float, metadata: dict[str, Any]
 ) -> tuple[dict[str, Any], ...]:
@@ -171,7 +183,7 @@ def prediction_records(
         "pipelineGitSha": served.model.pipeline_git_sha,
         "containerImageDigest": served.model.container_image_digest,
         "recommendations": recommendations,
-        "latencyMs": round(latency_ms, 3),
+        "latencyMs": rounded(latency_ms, 3),
         "metadata": metadata,
         "fallbackReason": served.fallback_reason,
         "createdAt": served.served_at,
