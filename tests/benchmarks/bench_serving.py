@@ -2,7 +2,7 @@
 
 Serves the app with its production gunicorn config on loopback, over a seeded and trained throwaway database, with
 traces really written (and counted afterwards). `hey` drives each endpoint flat out, then at half of that endpoint's
-own maximum rate; endpoints alternate and each measurement is repeated (medians reported).
+own maximum rate, in rounds (medians reported; a throughput ratio is the median of the rounds' own ratios).
 
 Two CPU layouts on this 2-core machine. **shared**: gunicorn, the database and the load generator all compete for
 both cores. **database core**: the database alone on core 1, gunicorn and the load generator on core 0, as in
@@ -99,7 +99,12 @@ def settle(base: str, timeout: float = 300.0) -> float:
 
 
 def measure(base: str, cpu: str | None) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """Each endpoint flat out then at half its own rate, alternating, REPEATS times, each from a settled state."""
+    """REPEATS rounds, each from a settled state: every endpoint flat out one after another, then each at half rate.
+
+    The flat-out runs of one round follow each other within a minute, so a ratio taken inside a round compares the
+    endpoints on the machine as it was then: on a shared VM the speed of the same code drifts by more than the gaps
+    being measured.
+    """
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
         name: {"warm-up": [], "max": [], "half": []} for name in ENDPOINTS
     }
@@ -110,12 +115,13 @@ def measure(base: str, cpu: str | None) -> dict[str, dict[str, list[dict[str, An
             settle(base)
             flat = hey(base + path, concurrency=CONCURRENCY, cpu=cpu)
             results[name]["max"].append(flat)
-            rate = flat["rps"] / 2 / HALF_RATE_CONCURRENCY
+            print(name, flat, file=sys.stderr, flush=True)  # noqa: T201
+        for name, path in ENDPOINTS.items():
+            rate = results[name]["max"][-1]["rps"] / 2 / HALF_RATE_CONCURRENCY
             settle(base)
             results[name]["half"].append(
                 hey(base + path, concurrency=HALF_RATE_CONCURRENCY, rate_per_worker=rate, cpu=cpu)
             )
-            print(name, flat, file=sys.stderr, flush=True)  # noqa: T201
     return results
 
 
@@ -171,9 +177,18 @@ def _rows(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
     return rows
 
 
+def _ratios(results: dict[str, dict[str, list[dict[str, Any]]]], name: str) -> list[float]:
+    """The endpoint's flat-out req/s over the floor's, round by round."""
+    floors = results["bare Django JSON view (floor)"]["max"]
+    return [run["rps"] / max(floor["rps"], 1e-9) for run, floor in zip(results[name]["max"], floors, strict=True)]
+
+
 def _ratio(results: dict[str, dict[str, list[dict[str, Any]]]], name: str) -> float:
-    floor = _median(results["bare Django JSON view (floor)"]["max"], "rps")
-    return _median(results[name]["max"], "rps") / max(floor, 1e-9)
+    return float(statistics.median(_ratios(results, name)))
+
+
+def _listed(ratios: list[float]) -> str:
+    return ", ".join(f"{ratio:.2f}" for ratio in ratios)
 
 
 def _report(
@@ -186,7 +201,9 @@ def _report(
         "loopback, the embedded SecantusDB, every answer's trace and exposure really written, `hey` as the load "
         f"generator, on a 2-core machine. Flat out: {CONCURRENCY} connections for {DURATION}; half rate: "
         f"{HALF_RATE_CONCURRENCY} connections limited to half of that endpoint's own maximum. Medians of {REPEATS} "
-        "runs. The floor is a bare Django view returning JSON through the same middleware (no DRF, no database). Each "
+        "rounds; in each round the endpoints run flat out one after another, and a throughput ratio is the median of "
+        "the rounds' own ratios, each comparing runs made less than a minute apart. The floor is a bare Django view "
+        "returning JSON through the same middleware (no DRF, no database). Each "
         "run starts once the service reports no trace left to write, so no endpoint shares the CPU with the database "
         "catching up on an earlier run's traces.",
         "",
@@ -206,7 +223,9 @@ def _report(
             *_rows(results),
             "",
             f"/recommendations throughput: **{_ratio(results, '/recommendations'):.2f}x** the floor (target: at "
-            f"least 0.8x); DRF /healthz: {_ratio(results, 'DRF /healthz'):.2f}x. Traces kept for the {answered:,} "
+            f"least 0.8x; rounds: {_listed(_ratios(results, '/recommendations'))}); DRF /healthz: "
+            f"{_ratio(results, 'DRF /healthz'):.2f}x (rounds: {_listed(_ratios(results, 'DRF /healthz'))}). "
+            f"Traces kept for the {answered:,} "
             f"answered requests: {in_database:,} in the database and {in_spool:,} spooled at shutdown for the next "
             "start to replay.",
         ]
