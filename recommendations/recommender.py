@@ -266,7 +266,8 @@ class SVDModel(_PersonalModel):
         )
 
     def _personal_scores(self, user: int) -> np.ndarray:
-        return self.item_factors @ self.user_factors[user]  # float32: recommend() adds the float64 fill
+        scores: np.ndarray = self.item_factors @ self.user_factors[user]  # float32: recommend() adds the float64 fill
+        return scores
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {**self._common_arrays(), "user_factors": self.user_factors, "item_factors": self.item_factors}
