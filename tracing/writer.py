@@ -3,10 +3,10 @@
 Each worker process has one `TraceWriter`: requests hand it records through a bounded queue; a background thread
 inserts them in batches. A request encodes its records to BSON itself, so what waits in the queue is bytes: the
 garbage collector never walks a backlog of dicts, and the writer thread encodes nothing. When the database
-cannot take a batch, the batch is appended to a local spool file (JSON Lines in MongoDB extended JSON, fsynced) and
-replayed once the database answers again. Every record carries a key the database enforces as unique (a trace's
-requestId; an exposure's _id derived from its requestId), so a replay of a batch that was in fact written only meets
-duplicate-key errors, which are skipped: none is lost, none is written twice.
+cannot take a batch, the batch is appended to a local spool file (JSON Lines in MongoDB extended JSON with dates as
+epoch milliseconds, fsynced) and replayed once the database answers again. Every record carries a key the database
+enforces as unique (a trace's requestId; an exposure's _id derived from its requestId), so a replay of a batch that
+was in fact written only meets duplicate-key errors, which are skipped: none is lost, none is written twice.
 """
 
 import hashlib
@@ -24,6 +24,7 @@ from typing import Any
 import bson
 from bson import ObjectId, json_util
 from bson.codec_options import CodecOptions
+from bson.json_util import DatetimeRepresentation, JSONMode, JSONOptions
 from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, PyMongoError
@@ -36,6 +37,9 @@ TRACES = "prediction_traces"
 EVENTS = "raw_events"
 # Decoding a queued record for the spool: datetimes come back as they went in (UTC, tz-aware).
 _DECODE: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
+# Spool lines carry dates as epoch milliseconds ({"$date": {"$numberLong": ...}}): reading them back parses no date
+# string, which made replaying a large spool after an outage twice as slow. Lines with ISO dates still read.
+_SPOOL_JSON = JSONOptions(json_mode=JSONMode.LEGACY, datetime_representation=DatetimeRepresentation.NUMBERLONG)
 # A record waiting to be written: (collection, document); a queued request's records are still encoded.
 Document = dict[str, Any] | RawBSONDocument
 Record = tuple[str, Document]
@@ -218,7 +222,8 @@ class TraceWriter:
             self.stats.dropped += len(items)
             logger.error("Trace spool full (%d bytes); dropped %d records", self._config.spool_max_bytes, len(items))
             return
-        lines = "".join(json_util.dumps({"c": name, "d": _plain(document)}) + "\n" for name, document in items)
+        records = ({"c": name, "d": _plain(document)} for name, document in items)
+        lines = "".join(json_util.dumps(record, json_options=_SPOOL_JSON) + "\n" for record in records)
         with self._spool_path.open("a", encoding="utf-8") as handle:
             handle.write(lines)
             handle.flush()

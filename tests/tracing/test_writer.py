@@ -1,5 +1,6 @@
 """The trace writer against a real server that goes down and comes back: nothing lost, nothing written twice."""
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -119,3 +120,20 @@ def test_a_backlog_the_database_cannot_take_before_shutdown_is_spooled_not_lost(
     replayer.replay_spool()
     assert counts(server) == (3000, 3000, 3000)
     assert spooled_traces(spool) == 0
+
+
+def test_spooled_dates_replay_intact_and_spool_lines_with_iso_dates_still_replay(
+    server: EmbeddedDb, tmp_path: Path
+) -> None:
+    spool = tmp_path / "spool"
+    writer = writer_for(server, spool)
+    writer._spool(list(zip((TRACES, EVENTS), records(1), strict=True)))
+    assert '"$numberLong"' in next(spool.glob("*.jsonl")).read_text()  # epoch milliseconds, no date string to parse
+    earlier_format = {"requestId": "req-iso", "userId": "u9", "createdAt": {"$date": "2026-11-26T00:00:00Z"}}
+    (spool / "spool-1-1.jsonl").write_text(json.dumps({"c": TRACES, "d": earlier_format}) + "\n")
+    assert writer.replay_spool() == 3
+    with client_for(server) as client:
+        stored = {trace["requestId"]: trace["createdAt"] for trace in client["writer_test"][TRACES].find()}
+        exposure = client["writer_test"][EVENTS].find_one({"_id": exposure_id("req-1")})
+    assert stored == {"req-1": datetime(2026, 11, 26), "req-iso": datetime(2026, 11, 26)}
+    assert exposure is not None and exposure["ts"] == datetime(2026, 11, 26)
