@@ -47,18 +47,19 @@ def _read_state() -> StateView | None:
     if _on_cached_state:
         logger.info("Database reachable again: reading the serving state from it")
         _on_cached_state = False
-    if state is not None and (_state_file(), state) != _last_saved:
-        _state_save(state)
+    if state is not None:
+        path = _state_file()
+        if (path, state) != _last_saved:
+            _state_save(path, state)
     return state
 
 
-def _state_save(state: StateView) -> None:
+def _state_save(path: Path, state: StateView) -> None:
     """Keep the state for a start while the database is down; written when it changed, not on every poll.
 
     Best effort: the state was read, so a full disk or a read-only cache must not stop this worker from serving it.
     """
     global _last_saved
-    path = _state_file()
     # Each worker writes its own temporary file: workers starting together would otherwise move each other's away.
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
