@@ -27,7 +27,6 @@ ENV PATH=/opt/venv/bin:$PATH \
     DJANGO_SETTINGS_MODULE=rideease.settings \
     HOST=0.0.0.0 \
     PORT=8080 \
-    GUNICORN_WORKERS=2 \
     GUNICORN_THREADS=4 \
     RIDEEASE_VAR_DIR=/app/var \
     DJANGO_STATIC_ROOT=/app/staticfiles \
@@ -64,5 +63,6 @@ EXPOSE 8080
 # python, not curl: the slim base has no curl. /healthz never touches the database.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8080') + '/healthz', timeout=4)"]
-# Workers, threads, address and timeouts come from the environment (GUNICORN_WORKERS, GUNICORN_THREADS, HOST, PORT).
+# Workers, threads, address and timeouts come from the environment (GUNICORN_WORKERS, GUNICORN_THREADS, HOST, PORT);
+# without GUNICORN_WORKERS, one worker per CPU the container may use (its CPU quota counts).
 CMD ["python", "-m", "gunicorn", "--config", "rideease/gunicorn.conf.py"]

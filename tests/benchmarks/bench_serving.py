@@ -6,7 +6,8 @@ own maximum rate, in rounds (medians reported; a throughput ratio is the median 
 
 Two CPU layouts on this 2-core machine. **shared**: gunicorn, the database and the load generator all compete for
 both cores. **database core**: the database alone on core 1, gunicorn and the load generator on core 0, as in
-production where the database runs on its own machine. The embedded database is pure Python: on shared cores,
+production where the database runs on its own machine. Gunicorn sizes its workers by the cores it may use, as in
+production: two on shared cores, one when confined to core 0. The embedded database is pure Python: on shared cores,
 writing each answer's trace and exposure costs more CPU than answering, which a MongoDB elsewhere would not take from
 the app.
 """
@@ -133,6 +134,7 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
     layouts: dict[str, dict[str, dict[str, list[dict[str, Any]]]]] = {}
     traces: dict[str, tuple[int, int, int]] = {}
+    workers: dict[str, int] = {}
     for layout in LAYOUTS:
         with tempfile.TemporaryDirectory(prefix="rideease-serve-bench-") as scratch:
             var = Path(scratch)
@@ -141,7 +143,7 @@ def main() -> None:
                 prepare_served_database(mongodb_uri=server.uri, mongodb_db="bench", var_dir=var, events=20000)
                 # Plain HTTP on loopback, as behind a TLS-terminating proxy; everything else as in production.
                 env = {
-                    "GUNICORN_WORKERS": "2",
+                    "GUNICORN_WORKERS": "",  # the config's default: one per core gunicorn may use
                     "GUNICORN_THREADS": "4",
                     "DJANGO_LOG_LEVEL": "WARNING",
                     "DJANGO_HTTPS": "false",
@@ -156,9 +158,10 @@ def main() -> None:
                     layouts[layout] = measure(base, app_cpu)
                 answered = sum(run["ok"] for kind in layouts[layout]["/recommendations"].values() for run in kind)
                 traces[layout] = (*traces_kept(server.uri, "bench", var / "spool"), answered)
+                workers[layout] = (var / "gunicorn.log").read_text().count("Booting worker with pid")
             finally:
                 embedded_db_stop(server)
-    print(write_section("serving", _report(layouts, traces)), file=sys.stderr)  # noqa: T201
+    print(write_section("serving", _report(layouts, traces, workers)), file=sys.stderr)  # noqa: T201
 
 
 def _median(runs: list[dict[str, Any]], key: str) -> float:
@@ -192,12 +195,15 @@ def _listed(ratios: list[float]) -> str:
 
 
 def _report(
-    layouts: dict[str, dict[str, dict[str, list[dict[str, Any]]]]], traces: dict[str, tuple[int, int, int]]
+    layouts: dict[str, dict[str, dict[str, list[dict[str, Any]]]]],
+    traces: dict[str, tuple[int, int, int]],
+    workers: dict[str, int],
 ) -> str:
     lines = [
         "## Serving under load (`tests/benchmarks/bench_serving.py`)",
         "",
-        f"Measured {datetime.now(UTC):%Y-%m-%d}: gunicorn with the production config (2 workers x 4 threads) on "
+        f"Measured {datetime.now(UTC):%Y-%m-%d}: gunicorn with the production config (one worker per core it may "
+        "use, 4 threads each) on "
         "loopback, the embedded SecantusDB, every answer's trace and exposure really written, `hey` as the load "
         f"generator, on a 2-core machine. Flat out: {CONCURRENCY} connections for {DURATION}; half rate: "
         f"{HALF_RATE_CONCURRENCY} connections limited to half of that endpoint's own maximum. Medians of {REPEATS} "
@@ -217,6 +223,8 @@ def _report(
         lines += [
             "",
             f"### {layout}",
+            "",
+            f"{workers[layout]} gunicorn worker{'s' if workers[layout] != 1 else ''} x 4 threads.",
             "",
             "| endpoint | max req/s | p50 ms | p99 ms | errors | at half rate: p50 ms | p99 ms | errors |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
