@@ -28,9 +28,10 @@ def cgroup_cpu_quota(cgroup_root: Path) -> float | None:
     try:
         if (cgroup_root / "cpu.max").is_file():
             quota, period = (cgroup_root / "cpu.max").read_text().split()[:2]
-            return None if quota == "max" else int(quota) / int(period)
-        quota_us = int((cgroup_root / "cpu" / "cpu.cfs_quota_us").read_text())
-        period_us = int((cgroup_root / "cpu" / "cpu.cfs_period_us").read_text())
+            quota_us, period_us = (-1 if quota == "max" else int(quota)), int(period)
+        else:
+            quota_us = int((cgroup_root / "cpu" / "cpu.cfs_quota_us").read_text())
+            period_us = int((cgroup_root / "cpu" / "cpu.cfs_period_us").read_text())
     except (OSError, ValueError):
         return None  # no readable quota: the affinity alone decides
-    return quota_us / period_us if quota_us > 0 and period_us > 0 else None
+    return quota_us / period_us if quota_us > 0 and period_us > 0 else None  # v1 writes -1 for "no limit"

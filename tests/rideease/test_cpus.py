@@ -48,6 +48,7 @@ def test_a_fractional_quota_rounds_up_but_never_beyond_the_affinity(tmp_path: Pa
 
 def test_an_unreadable_quota_leaves_the_affinity_to_decide(tmp_path: Path) -> None:
     assert usable_cpus(cgroup_v2(tmp_path / "v2", "garbage")) == CORES
+    assert usable_cpus(cgroup_v2(tmp_path / "zero", "100000 0")) == CORES
 
 
 def test_gunicorn_confined_to_one_core_starts_one_worker(tmp_path: Path) -> None:
