@@ -6,7 +6,9 @@ garbage collector never walks a backlog of dicts, and the writer thread encodes 
 cannot take a batch, the batch is appended to a local spool file (JSON Lines in MongoDB extended JSON with dates as
 epoch milliseconds, fsynced) and replayed once the database answers again. Every record carries a key the database
 enforces as unique (a trace's requestId; an exposure's _id derived from its requestId), so a replay of a batch that
-was in fact written only meets duplicate-key errors, which are skipped: none is lost, none is written twice.
+was in fact written only meets duplicate-key errors, which are skipped: none is lost, none is written twice. A trace
+refused because a different request holds its request id (a client reused the id before the first trace reached the
+database) is kept under an id derived from its own _id, its exposure with it.
 """
 
 import hashlib
@@ -16,7 +18,7 @@ import os
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -176,32 +178,65 @@ class TraceWriter:
 
     def _write(self, items: list[Record]) -> bool:
         """Insert a batch; True when every record is now in the database (written now or before)."""
-        by_collection: dict[str, list[Document]] = {}
+        by_collection: dict[str, list[Document]] = {TRACES: [], EVENTS: []}
         for collection, document in items:
-            by_collection.setdefault(collection, []).append(document)
+            by_collection[collection].append(document)
         try:
-            for name, documents in by_collection.items():
-                self._insert(name, documents)
+            traces = by_collection[TRACES]
+            refused = [traces[index] for index in self._insert(TRACES, traces)]
+            renamed = self._taken_by_others(refused)
+            moved = [_renamed_trace(trace, renamed) for trace in refused if _key(trace) in renamed]
+            refused_moved = self._insert(TRACES, moved)  # refused only when this very trace was moved before
+            events = [_renamed_exposure(event, renamed) for event in by_collection[EVENTS]]
+            refused_events = self._insert(EVENTS, events)
         except PyMongoError as exc:
             PREDICTION_ERRORS.labels(stage="trace_write").inc()
             logger.warning(
                 "Trace writer: database unavailable (%s); spooling %d records", type(exc).__name__, len(items)
             )
             return False
+        self.stats.duplicates += len(refused) - len(moved) + len(refused_moved) + len(refused_events)
+        for given, new in renamed.items():
+            logger.warning("Trace writer: two requests used the request id %s; the later trace is now %s", given, new)
         return True
 
-    def _insert(self, name: str, documents: list[Document]) -> None:
+    def _insert(self, name: str, documents: Sequence[Document]) -> list[int]:
+        """Insert what is not there yet; return the positions of the documents refused as duplicates."""
+        if not documents:
+            return []
         try:
             self._collections(name).insert_many(documents, ordered=False)
             # Not len(inserted_ids): the driver lists no ids for documents handed over already encoded.
             self.stats.written += len(documents)
+            return []
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
             others = [error for error in errors if error.get("code") != DUPLICATE_KEY]
             if others:
                 raise
-            self.stats.duplicates += len(errors)
             self.stats.written += exc.details.get("nInserted", 0)
+            return [int(error["index"]) for error in errors]
+
+    def _taken_by_others(self, refused: list[Document]) -> dict[str, str]:
+        """Of the traces refused as duplicates, those whose request id another request's trace holds: {id: new id}.
+
+        A refused trace is usually this very trace written before (a replay after a write that did succeed): the
+        stored one has its _id. A different _id means a client reused the id while the first request's trace was
+        still on its way to the database, out of sight of the check at request time (queued in another worker, or
+        spooled). That trace is kept under an id of its own instead of being dropped.
+        """
+        keyed = [trace for trace in refused if "_id" in trace]
+        if not keyed:
+            return {}
+        stored = self._collections(TRACES).find(
+            {"requestId": {"$in": [_key(trace) for trace in keyed]}}, {"_id": 1, "requestId": 1}
+        )
+        holders = {document["requestId"]: document["_id"] for document in stored}
+        return {
+            _key(trace): _renamed_id(trace["_id"])
+            for trace in keyed
+            if _key(trace) in holders and holders[_key(trace)] != trace["_id"]
+        }
 
     # --- the spool ------------------------------------------------------------------------------------------------
     def _spooled_records(self) -> int:
@@ -273,6 +308,39 @@ def _records(drained: Iterable[Encoded]) -> list[Record]:
     for _, trace, exposure in drained:
         records += [(TRACES, RawBSONDocument(trace)), (EVENTS, RawBSONDocument(exposure))]
     return records
+
+
+def _key(trace: Document) -> str:
+    return str(trace["requestId"])
+
+
+def _renamed_id(trace_id: ObjectId) -> str:
+    """The id a trace takes when its request id turns out taken: derived from its own _id, so a replay of the same
+    trace lands on the same id (and is refused as written) instead of writing it a second time."""
+    return hashlib.sha256(f"renamed:{trace_id}".encode()).hexdigest()[:32]
+
+
+def _renamed_trace(trace: Document, renamed: dict[str, str]) -> dict[str, Any]:
+    document = _plain(trace)
+    given = document["requestId"]
+    document["requestId"] = renamed[given]
+    document["metadata"] = {
+        **(document.get("metadata") or {}),
+        "clientRequestId": given,
+        "requestIdReplaced": "already used by another request, found when the trace was written",
+    }
+    return document
+
+
+def _renamed_exposure(event: Document, renamed: dict[str, str]) -> Document:
+    """A renamed trace's exposure, moved to the new request id; every other event as it is."""
+    given = (event.get("payload") or {}).get("requestId") if renamed else None
+    if given not in renamed:
+        return event
+    document = _plain(event)
+    document["payload"] = {**document["payload"], "requestId": renamed[given]}
+    document["_id"] = exposure_id(renamed[given])
+    return document
 
 
 def _plain(document: Document) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from typing import Any
 
 import pymongo
 import pytest
+from bson import ObjectId
 
 from rideease.embedded_db import EmbeddedDb, embedded_db_start, embedded_db_stop, free_port
 from tracing.writer import EVENTS, TRACES, TraceWriter, WriterConfig, exposure_id
@@ -33,11 +34,18 @@ def writer_for(db: EmbeddedDb, spool: Path) -> TraceWriter:
     return TraceWriter(lambda name: database[name], WriterConfig(spool_dir=spool, flush_seconds=0.05))
 
 
-def records(n: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    request_id = f"req-{n}"
+def records(n: int, request_id: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Request n's trace and exposure, as the service builds them; `request_id` is the id its client sent, if any."""
+    request_id = request_id or f"req-{n}"
     now = datetime(2026, 11, 26, tzinfo=UTC)
-    trace = {"requestId": request_id, "userId": f"u{n}", "createdAt": now}
-    exposure = {"_id": exposure_id(request_id), "type": "recommend", "userId": f"u{n}", "ts": now, "payload": {}}
+    trace = {"_id": ObjectId(f"{n:024x}"), "requestId": request_id, "userId": f"u{n}", "createdAt": now}
+    exposure = {
+        "_id": exposure_id(request_id),
+        "type": "recommend",
+        "userId": f"u{n}",
+        "ts": now,
+        "payload": {"requestId": request_id},
+    }
     return trace, exposure
 
 
@@ -137,3 +145,33 @@ def test_spooled_dates_replay_intact_and_spool_lines_with_iso_dates_still_replay
         exposure = client["writer_test"][EVENTS].find_one({"_id": exposure_id("req-1")})
     assert stored == {"req-1": datetime(2026, 11, 26), "req-iso": datetime(2026, 11, 26)}
     assert exposure is not None and exposure["ts"] == datetime(2026, 11, 26)
+
+
+def test_a_request_id_reused_while_the_first_trace_is_on_its_way_keeps_both_traces(
+    server: EmbeddedDb, tmp_path: Path
+) -> None:
+    # Two workers: the second request's id check cannot see the first's trace, still queued in the other worker.
+    first, second = writer_for(server, tmp_path / "spool"), writer_for(server, tmp_path / "spool")
+    first.submit(*records(1, request_id="client-id"))
+    first.close()
+    second.submit(*records(2, request_id="client-id"))
+    second.close()
+
+    with client_for(server) as client:
+        traces = {trace["userId"]: trace for trace in client["writer_test"][TRACES].find()}
+        exposures = {event["userId"]: event for event in client["writer_test"][EVENTS].find()}
+    assert set(traces) == {"u1", "u2"}, "the later request's trace was dropped as a duplicate"
+    assert traces["u1"]["requestId"] == "client-id"
+    moved = traces["u2"]
+    assert moved["requestId"] != "client-id"
+    assert moved["metadata"]["clientRequestId"] == "client-id"
+    assert "already used by another request" in moved["metadata"]["requestIdReplaced"]
+    # Each exposure follows its own trace, so the experiment counts both requests.
+    assert exposures["u1"]["payload"]["requestId"] == "client-id"
+    assert exposures["u2"]["payload"]["requestId"] == moved["requestId"]
+    assert exposures["u2"]["_id"] == exposure_id(moved["requestId"])
+
+    # Replaying the later request's records (a write that succeeded but looked failed) adds nothing.
+    second._spool(list(zip((TRACES, EVENTS), records(2, request_id="client-id"), strict=True)))
+    assert second.replay_spool() == 2
+    assert counts(server) == (2, 2, 2)
