@@ -187,7 +187,11 @@ class TraceWriter:
             renamed = self._taken_by_others(refused)
             moved = [_renamed_trace(trace, renamed) for trace in refused if _key(trace) in renamed]
             refused_moved = self._insert(TRACES, moved)  # refused only when this very trace was moved before
-            events = [_renamed_exposure(event, renamed) for event in by_collection[EVENTS]]
+            events = (
+                [_renamed_exposure(event, renamed) for event in by_collection[EVENTS]]
+                if renamed
+                else by_collection[EVENTS]
+            )
             refused_events = self._insert(EVENTS, events)
         except PyMongoError as exc:
             PREDICTION_ERRORS.labels(stage="trace_write").inc()
@@ -334,7 +338,7 @@ def _renamed_trace(trace: Document, renamed: dict[str, str]) -> dict[str, Any]:
 
 def _renamed_exposure(event: Document, renamed: dict[str, str]) -> Document:
     """A renamed trace's exposure, moved to the new request id; every other event as it is."""
-    given = (event.get("payload") or {}).get("requestId") if renamed else None
+    given = (event.get("payload") or {}).get("requestId")
     if given not in renamed:
         return event
     document = _plain(event)
