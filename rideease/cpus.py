@@ -15,8 +15,8 @@ CGROUP_ROOT = Path("/sys/fs/cgroup")
 def usable_cpus(cgroup_root: Path = CGROUP_ROOT) -> int:
     """The cores this process may run on (its CPU affinity), capped by its container's CPU quota when one is set.
 
-    A container limited to one CPU (`docker run --cpus=1`, a one-vCPU Cloud Run instance) usually still sees every
-    core of its host; only the cgroup quota says how much of them it may use.
+    A container limited to one CPU (`docker run --cpus=1`, a Kubernetes CPU limit of 1) still sees every core of its
+    host; only the cgroup quota says how much of them it may use.
     """
     cores = len(os.sched_getaffinity(0))
     quota = cgroup_cpu_quota(cgroup_root)
