@@ -64,5 +64,5 @@ EXPOSE 8080
 HEALTHCHECK --interval=30s --timeout=5s --start-period=60s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen('http://127.0.0.1:' + os.environ.get('PORT', '8080') + '/healthz', timeout=4)"]
 # Workers, threads, address and timeouts come from the environment (GUNICORN_WORKERS, GUNICORN_THREADS, HOST, PORT);
-# without GUNICORN_WORKERS, one worker per CPU the container may use (its CPU quota counts).
+# without GUNICORN_WORKERS, one worker per CPU the container may use (its CPU quota counts), at least two.
 CMD ["python", "-m", "gunicorn", "--config", "rideease/gunicorn.conf.py"]

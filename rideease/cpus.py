@@ -1,4 +1,4 @@
-"""How many CPU cores this process may use: gunicorn runs one worker per usable core by default.
+"""How many CPU cores this process may use: gunicorn runs one worker per usable core by default (at least two).
 
 Serving is CPU-bound (the request path makes no database read), so a worker per core keeps every core busy, and each
 worker's threads cover the requests that wait on the database. More workers than cores only take turns on the same

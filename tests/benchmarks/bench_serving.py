@@ -6,8 +6,8 @@ own maximum rate, in rounds (medians reported; a throughput ratio is the median 
 
 Two CPU layouts on this 2-core machine. **shared**: gunicorn, the database and the load generator all compete for
 both cores. **database core**: the database alone on core 1, gunicorn and the load generator on core 0, as in
-production where the database runs on its own machine. Gunicorn sizes its workers by the cores it may use, as in
-production: two on shared cores, one when confined to core 0. The embedded database is pure Python: on shared cores,
+production where the database runs on its own machine. Gunicorn sizes its workers as in production: one per core it
+may use, at least two (so two in both layouts). The embedded database is pure Python: on shared cores,
 writing each answer's trace and exposure costs more CPU than answering, which a MongoDB elsewhere would not take from
 the app.
 """
@@ -143,7 +143,7 @@ def main() -> None:
                 prepare_served_database(mongodb_uri=server.uri, mongodb_db="bench", var_dir=var, events=20000)
                 # Plain HTTP on loopback, as behind a TLS-terminating proxy; everything else as in production.
                 env = {
-                    "GUNICORN_WORKERS": "",  # the config's default: one per core gunicorn may use
+                    "GUNICORN_WORKERS": "",  # the config's default: one per core gunicorn may use, at least two
                     "GUNICORN_THREADS": "4",
                     "DJANGO_LOG_LEVEL": "WARNING",
                     "DJANGO_HTTPS": "false",
@@ -203,7 +203,7 @@ def _report(
         "## Serving under load (`tests/benchmarks/bench_serving.py`)",
         "",
         f"Measured {datetime.now(UTC):%Y-%m-%d}: gunicorn with the production config (one worker per core it may "
-        "use, 4 threads each) on "
+        "use, at least two, 4 threads each) on "
         "loopback, the embedded SecantusDB, every answer's trace and exposure really written, `hey` as the load "
         f"generator, on a 2-core machine. Flat out: {CONCURRENCY} connections for {DURATION}; half rate: "
         f"{HALF_RATE_CONCURRENCY} connections limited to half of that endpoint's own maximum. Medians of {REPEATS} "

@@ -1,4 +1,4 @@
-"""Gunicorn runs one worker per usable core: the CPU affinity, capped by a container's CPU quota."""
+"""Gunicorn runs one worker per usable core (at least two): the CPU affinity, capped by a container's CPU quota."""
 
 import os
 import re
@@ -51,14 +51,15 @@ def test_an_unreadable_quota_leaves_the_affinity_to_decide(tmp_path: Path) -> No
     assert usable_cpus(cgroup_v2(tmp_path / "zero", "100000 0")) == CORES
 
 
-def test_gunicorn_confined_to_one_core_starts_one_worker(tmp_path: Path) -> None:
+def test_gunicorn_confined_to_one_core_still_starts_two_workers(tmp_path: Path) -> None:
     server = embedded_db_start(port=free_port(), storage=":memory:")
     try:
         # An empty GUNICORN_WORKERS leaves the count to the config, as in .env.example.
         env = {"GUNICORN_WORKERS": ""}
         with gunicorn_app(mongodb_uri=server.uri, mongodb_db="cpus", var_dir=tmp_path, extra_env=env, cpus="0"):
-            time.sleep(1.0)  # a second worker would have booted by now: workers are forked together
+            time.sleep(1.0)  # a third worker would have booted by now: workers are forked together
             log = (tmp_path / "gunicorn.log").read_text()
     finally:
         embedded_db_stop(server)
-    assert len(re.findall(r"Booting worker with pid", log)) == 1, log
+    # One per usable core would be one; a lone gthread worker can hold a burst of new connections for seconds.
+    assert len(re.findall(r"Booting worker with pid", log)) == 2, log
