@@ -4,6 +4,7 @@ Every model is fitted from `Interactions` and scores one user in well under a mi
 all of a model's state is plain arrays plus id lists, so it can be saved without pickle (see registry.artifacts).
 """
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -169,13 +170,16 @@ class _PersonalModel:
     def recommend(self, user_id: str, k: int) -> list[tuple[str, float]]:
         user = self._user_index.get(user_id)
         if user is None:
-            # Cold start: an unknown rider gets what is popular.
-            return ranked_items(self.item_ids, self.popularity, k)
+            return self.cold_start(k)
         scores = self._personal_scores(user) + self._fill
         if self.params.get("exclude_converted"):
             booked = self.converted.indices[self.converted.indptr[user] : self.converted.indptr[user + 1]]
             scores[booked] = -np.inf
         return ranked_items(self.item_ids, scores, k)
+
+    def cold_start(self, k: int) -> list[tuple[str, float]]:
+        """What an unknown rider gets: what is popular."""
+        return ranked_items(self.item_ids, self.popularity, k)
 
     def _common_arrays(self) -> dict[str, np.ndarray]:
         return {
@@ -271,6 +275,63 @@ class SVDModel(_PersonalModel):
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {**self._common_arrays(), "user_factors": self.user_factors, "item_factors": self.item_factors}
+
+
+# What one precomputed entry costs: an item id reference and a float64 score.
+RANKED_ENTRY_BYTES = 16
+
+
+@dataclass
+class PrecomputedRankings:
+    """A personalised model with every known rider's ranking computed once, when it is loaded for serving.
+
+    Scoring and ranking a rider takes a dozen numpy calls; reading a prepared ranking takes two slices. Each ranking
+    is what the model itself returns for `depth` items, and its top k are the first k of that list, so every answer
+    is the model's own. Unknown riders share one prepared row, the model's cold-start ranking; limits above `depth`
+    are left to the model.
+    """
+
+    model: Recommender
+    depth: int
+    algorithm: str
+    item_ids: list[str]
+    _rows: dict[str, int]  # rider -> row; the last row is the cold start's
+    _items: np.ndarray  # rows x width: item ids (object)
+    _scores: np.ndarray  # rows x width: float64
+    _lengths: list[int]
+
+    def recommend(self, user_id: str, k: int) -> list[tuple[str, float]]:
+        if not 0 < k <= self.depth:
+            return self.model.recommend(user_id, k)
+        row = self._rows.get(user_id, -1)
+        n = min(k, self._lengths[row])
+        return list(zip(self._items[row, :n].tolist(), self._scores[row, :n].tolist(), strict=True))
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return self.model.arrays()
+
+    def config(self) -> dict[str, Any]:
+        return self.model.config()
+
+
+def rankings_precompute(model: Recommender, *, depth: int, max_bytes: int) -> Recommender:
+    """`model` with its riders' top `depth` items ranked ahead when they fit in `max_bytes`, else `model` itself."""
+    if not isinstance(model, _PersonalModel):
+        return model  # the popularity baseline ranks one list for everyone: nothing per rider to prepare
+    width = min(depth, len(model.item_ids))
+    riders = len(model.user_ids) + 1  # and the cold start
+    if riders * width * RANKED_ENTRY_BYTES > max_bytes:
+        return model
+    items = np.empty((riders, width), dtype=object)
+    scores = np.full((riders, width), -np.inf)
+    lengths = []
+    rankings = (model.recommend(user, width) for user in model.user_ids)
+    for row, ranked in enumerate(itertools.chain(rankings, [model.cold_start(width)])):
+        items[row, : len(ranked)] = [item for item, _ in ranked]
+        scores[row, : len(ranked)] = [score for _, score in ranked]
+        lengths.append(len(ranked))
+    rows = {user: row for row, user in enumerate(model.user_ids)}
+    return PrecomputedRankings(model, depth, model.algorithm, model.item_ids, rows, items, scores, lengths)
 
 
 def _keep_top_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:

@@ -4,7 +4,7 @@ import json
 import logging
 import os
 import threading
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 from django.conf import settings
@@ -12,6 +12,8 @@ from django.db import connections
 from django.utils import timezone
 
 from monitoring.metrics import PREDICTION_ERRORS, serving_metrics_set
+from recommendations.queries import MAX_LIMIT
+from recommendations.recommender import rankings_precompute
 from recommendations.serving import ServingRuntime, ServingSnapshot, StateView
 from registry.loading import LoadedModel, model_version_load, model_version_load_cached
 from registry.selectors import serving_state_view
@@ -85,10 +87,12 @@ def _publish_serving_metrics(old: ServingSnapshot, new: ServingSnapshot) -> None
 
 def _load_model(version: str) -> LoadedModel:
     try:
-        return model_version_load(version=version)
+        loaded = model_version_load(version=version)
     except DATABASE_ERRORS:
         logger.warning("Database unavailable: loading %s from the verified local cache", version)
-        return model_version_load_cached(version=version)
+        loaded = model_version_load_cached(version=version)
+    model = rankings_precompute(loaded.model, depth=MAX_LIMIT, max_bytes=settings.RANKINGS_PRECOMPUTE_BYTES)
+    return replace(loaded, model=model)
 
 
 def serving_runtime() -> ServingRuntime:

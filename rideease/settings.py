@@ -213,6 +213,9 @@ CONTAINER_IMAGE_DIGEST = env_str("CONTAINER_IMAGE_DIGEST") or None
 MODEL_ADMIN_API_KEY = env_str("MODEL_ADMIN_API_KEY")
 # How often each worker checks the serving state's revision (a switch reaches every worker within this time).
 SERVING_REFRESH_SECONDS = float(env_int("SERVING_REFRESH_MS", 500, minimum=50)) / 1000
+# Each loaded model's rankings of its known riders are computed once when their size (16 bytes an item, 100 items a
+# rider) fits in this many MB; larger models score every request. 0 turns it off.
+RANKINGS_PRECOMPUTE_BYTES = env_int("RANKINGS_PRECOMPUTE_MB", 32, minimum=0) * 1024 * 1024
 # Salt of the variant assignment hash; changing it reshuffles every user.
 EXPERIMENT_SALT = env_str("EXPERIMENT_SALT", "rec-engine")
 # Traces and exposures are written in the background every TRACE_FLUSH_MS; when the database is down they wait in

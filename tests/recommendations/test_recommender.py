@@ -7,12 +7,15 @@ import pytest
 
 from recommendations.recommender import (
     PYTHON_SORT_MAX_ITEMS,
+    RANKED_ENTRY_BYTES,
     ItemKNNModel,
     PopularityModel,
+    PrecomputedRankings,
     SVDModel,
     interaction_matrix,
     interactions_from_records,
     ranked_items,
+    rankings_precompute,
     recommender_fit,
 )
 
@@ -136,3 +139,38 @@ def test_item_knn_scores_equal_the_interest_vector_times_the_similarity_matrix()
         interest = model.history.getrow(user).toarray().ravel().astype(np.float64)
         expected = model.similarity.T.tocsr() @ interest
         np.testing.assert_array_equal(model._personal_scores(user), expected)
+
+
+def random_interactions(users: int, items: int, events: int, seed: int) -> tuple[list[str], object]:
+    rng = np.random.default_rng(seed)
+    kinds = ["view", "play", "book", "skip"]
+    records = [(f"u{rng.integers(users)}", f"i{rng.integers(items)}", kinds[rng.integers(4)], n) for n in range(events)]
+    data = interactions_from_records(records)
+    return list(data.user_ids), data
+
+
+@pytest.mark.parametrize("items_count", [40, PYTHON_SORT_MAX_ITEMS + 60])
+@pytest.mark.parametrize("algorithm", ["itemknn", "svd"])
+def test_precomputed_rankings_answer_exactly_as_the_model_does(algorithm: str, items_count: int) -> None:
+    users, data = random_interactions(200, items_count, 6000, seed=items_count)
+    # Leaving booked items out gives some riders fewer items than asked for: their lists must stay short.
+    model = recommender_fit(algorithm, data, {"exclude_converted": True})
+    ranked = rankings_precompute(model, depth=100, max_bytes=1 << 30)
+    assert isinstance(ranked, PrecomputedRankings)
+    assert ranked.algorithm == algorithm and ranked.item_ids == model.item_ids
+    for user in [*users, "a rider never seen"]:
+        for k in (1, 3, 10, 57, 99, 100, 101, items_count + 5):
+            assert ranked.recommend(user, k) == model.recommend(user, k), (user, k)
+    if items_count < 100:  # a small catalogue: riders with bookings have fewer items left than the catalogue holds
+        assert any(len(ranked.recommend(user, 100)) < items_count for user in users)
+
+
+def test_rankings_over_the_memory_budget_or_of_the_baseline_are_left_to_the_model() -> None:
+    users, data = random_interactions(50, 30, 800, seed=3)
+    model = recommender_fit("svd", data)
+    needed = (len(users) + 1) * 30 * RANKED_ENTRY_BYTES  # every rider and the cold start, 30 items each
+    assert isinstance(rankings_precompute(model, depth=100, max_bytes=needed), PrecomputedRankings)
+    assert rankings_precompute(model, depth=100, max_bytes=needed - 1) is model
+    assert rankings_precompute(model, depth=100, max_bytes=0) is model
+    baseline = recommender_fit("popularity", data)
+    assert rankings_precompute(baseline, depth=100, max_bytes=1 << 30) is baseline

@@ -1,4 +1,4 @@
-"""The serving state a worker keeps on disk, for starting while the database is unreachable."""
+"""What a worker keeps: the serving state on disk, for starting while the database is unreachable, and its models."""
 
 from pathlib import Path
 
@@ -7,7 +7,9 @@ from django.test import override_settings
 from pymongo.errors import ServerSelectionTimeoutError
 
 from recommendations import runtime
+from recommendations.recommender import PrecomputedRankings, interactions_from_records, recommender_fit
 from recommendations.serving import StateView
+from registry.loading import LoadedModel
 
 FIRST = StateView(revision=1, control_version="v1", treatment_version=None, treatment_share=0.5)
 SECOND = StateView(revision=2, control_version="v1", treatment_version="v2", treatment_share=0.1)
@@ -46,3 +48,19 @@ def test_a_state_that_cannot_be_saved_is_served_all_the_same(tmp_path: Path, mon
     not_a_folder.write_text("a file where the cache folder should be")
     with override_settings(MODEL_CACHE_DIR=not_a_folder):
         assert runtime._read_state() == FIRST
+
+
+@pytest.mark.parametrize(("megabytes", "prepared"), [(32, True), (0, False)])
+def test_a_loaded_model_serves_prepared_rankings_within_the_memory_setting(
+    megabytes: int, prepared: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    records = [(f"rider-{n % 7}", f"item-{n % 11}", "view", n) for n in range(60)]
+    model = recommender_fit("svd", interactions_from_records(records), {"factors": 3})
+    loaded = LoadedModel("v1", model, "sha", "snapshot", "git", "digest")
+    monkeypatch.setattr(runtime, "model_version_load", lambda *, version: loaded)
+    with override_settings(RANKINGS_PRECOMPUTE_BYTES=megabytes * 1024 * 1024):
+        served = runtime._load_model("v1")
+    assert isinstance(served.model, PrecomputedRankings) is prepared
+    assert (served.version, served.artifact_sha256, served.data_snapshot_id) == ("v1", "sha", "snapshot")
+    for rider in ("rider-3", "a new rider"):
+        assert served.model.recommend(rider, 5) == model.recommend(rider, 5)
