@@ -37,6 +37,8 @@ ENDPOINTS = {
     "/recommendations": "/recommendations?userId=rider-000042&limit=10",
 }
 LAYOUTS = ("shared", "database core")
+# CPU seconds a second below which the database counts as idle (its periodic housekeeping stays under it).
+DATABASE_IDLE_CPU = 0.1
 
 
 def hey(url: str, *, concurrency: int, rate_per_worker: float | None = None, cpu: str | None = None) -> dict[str, Any]:
@@ -68,6 +70,32 @@ def pin(pid: int, cpu: str) -> None:
     subprocess.run(["taskset", "-a", "-p", "-c", cpu, str(pid)], check=True, capture_output=True)
 
 
+def cpu_seconds(pids: list[int]) -> float:
+    """CPU time (user and system) the processes have used so far; a process that has gone counts as nothing."""
+    total = 0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def gunicorn_pids(base: str) -> list[int]:
+    """The gunicorn arbiter serving `base` and its workers: the processes started with its PORT."""
+    port = f"PORT={base.rsplit(':', 1)[1]}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and b"gunicorn" in (entry / "cmdline").read_bytes():
+                if port in (entry / "environ").read_bytes().split(b"\0"):
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
 def traces_kept(uri: str, db: str, spool: Path) -> tuple[int, int]:
     """After the server stopped: traces in the database, and traces in the spool for the next start to replay."""
     import pymongo
@@ -86,26 +114,36 @@ def trace_backlog(base: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-def settle(base: str, timeout: float = 300.0) -> float:
-    """Wait until the last run's traces are written, so the next run does not share the CPU with writing them.
+def settle(base: str, database_pid: int, timeout: float = 300.0) -> float:
+    """Wait until the last run's traces are written and the database is idle again, so the next run does not share
+    the CPU with either.
 
-    The embedded database stores traces more slowly than the service answers; without this, on shared cores the
-    endpoint measured after /recommendations would compete with the database catching up. Returns the seconds waited.
+    The embedded database stores traces more slowly than the service answers, and goes on working for a while after
+    it acknowledged them; without this, on shared cores the endpoint measured after /recommendations would compete
+    with the database catching up. Returns the seconds waited.
     """
     started = time.monotonic()
     time.sleep(2.5)  # the gauge is refreshed every 2 s
     while trace_backlog(base) > 0 and time.monotonic() - started < timeout:
         time.sleep(1)
+    used = cpu_seconds([database_pid])
+    while time.monotonic() - started < timeout:
+        time.sleep(1)
+        used, before = cpu_seconds([database_pid]), used
+        if used - before <= DATABASE_IDLE_CPU:
+            break
     return time.monotonic() - started
 
 
-def measure(base: str, cpu: str | None) -> dict[str, dict[str, list[dict[str, Any]]]]:
+def measure(base: str, cpu: str | None, database_pid: int) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """REPEATS rounds, each from a settled state: every endpoint flat out one after another, then each at half rate.
 
     The flat-out runs of one round follow each other within a minute, so a ratio taken inside a round compares the
     endpoints on the machine as it was then: on a shared VM the speed of the same code drifts by more than the gaps
-    being measured.
+    being measured. Each flat-out run also records the CPU the service and the database spent per answer, from its
+    start until the traces it caused are written.
     """
+    app_pids = gunicorn_pids(base)
     results: dict[str, dict[str, list[dict[str, Any]]]] = {
         name: {"warm-up": [], "max": [], "half": []} for name in ENDPOINTS
     }
@@ -113,13 +151,18 @@ def measure(base: str, cpu: str | None) -> dict[str, dict[str, list[dict[str, An
         results[name]["warm-up"].append(hey(base + path, concurrency=CONCURRENCY, cpu=cpu))
     for _ in range(REPEATS):
         for name, path in ENDPOINTS.items():
-            settle(base)
+            settle(base, database_pid)
+            app, database = cpu_seconds(app_pids), cpu_seconds([database_pid])
             flat = hey(base + path, concurrency=CONCURRENCY, cpu=cpu)
+            settle(base, database_pid)
+            answers = max(flat["ok"], 1)
+            flat["app_us"] = (cpu_seconds(app_pids) - app) / answers * 1e6
+            flat["database_us"] = (cpu_seconds([database_pid]) - database) / answers * 1e6
             results[name]["max"].append(flat)
             print(name, flat, file=sys.stderr, flush=True)  # noqa: T201
         for name, path in ENDPOINTS.items():
             rate = results[name]["max"][-1]["rps"] / 2 / HALF_RATE_CONCURRENCY
-            settle(base)
+            settle(base, database_pid)
             results[name]["half"].append(
                 hey(base + path, concurrency=HALF_RATE_CONCURRENCY, rate_per_worker=rate, cpu=cpu)
             )
@@ -155,7 +198,7 @@ def main() -> None:
                 with gunicorn_app(
                     mongodb_uri=server.uri, mongodb_db="bench", var_dir=var, extra_env=env, cpus=app_cpu
                 ) as base:
-                    layouts[layout] = measure(base, app_cpu)
+                    layouts[layout] = measure(base, app_cpu, server.process.pid)
                 answered = sum(run["ok"] for kind in layouts[layout]["/recommendations"].values() for run in kind)
                 traces[layout] = (*traces_kept(server.uri, "bench", var / "spool"), answered)
                 workers[layout] = (var / "gunicorn.log").read_text().count("Booting worker with pid")
@@ -175,7 +218,7 @@ def _rows(results: dict[str, dict[str, list[dict[str, Any]]]]) -> list[str]:
         rows.append(
             f"| {name} | {_median(flat, 'rps')} | {_median(flat, 'p50')} | {_median(flat, 'p99')} "
             f"| {sum(r['errors'] for r in flat)} | {_median(half, 'p50')} | {_median(half, 'p99')} "
-            f"| {sum(r['errors'] for r in half)} |"
+            f"| {sum(r['errors'] for r in half)} | {_median(flat, 'app_us'):.0f} | {_median(flat, 'database_us'):.0f} |"
         )
     return rows
 
@@ -216,7 +259,9 @@ def _report(
         "**shared**: gunicorn, the database and `hey` share both cores. **database core**: the database alone on "
         "core 1, gunicorn and `hey` on core 0, as in production where the database has its own machine. The embedded "
         "database is pure Python; on shared cores, storing each answer's trace and exposure takes more CPU than "
-        "answering, CPU that a MongoDB server elsewhere would not take from the app.",
+        "answering, CPU that a MongoDB server elsewhere would not take from the app. The CPU columns show it: CPU "
+        "time of gunicorn's processes and of the database from the start of a flat-out run until its traces are "
+        "written, per answer (medians; the floor's database figure is the database idling meanwhile).",
     ]
     for layout, results in layouts.items():
         in_database, in_spool, answered = traces[layout]
@@ -226,8 +271,9 @@ def _report(
             "",
             f"{workers[layout]} gunicorn worker{'s' if workers[layout] != 1 else ''} x 4 threads.",
             "",
-            "| endpoint | max req/s | p50 ms | p99 ms | errors | at half rate: p50 ms | p99 ms | errors |",
-            "|---|---:|---:|---:|---:|---:|---:|---:|",
+            "| endpoint | max req/s | p50 ms | p99 ms | errors | at half rate: p50 ms | p99 ms | errors "
+            "| CPU µs/answer: service | database |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
             *_rows(results),
             "",
             f"/recommendations throughput: **{_ratio(results, '/recommendations'):.2f}x** the floor (target: at "
