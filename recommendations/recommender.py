@@ -330,7 +330,7 @@ def rankings_precompute(model: Recommender, *, depth: int, max_bytes: int) -> Re
         items[row, : len(ranked)] = [item for item, _ in ranked]
         scores[row, : len(ranked)] = [score for _, score in ranked]
         lengths.append(len(ranked))
-    rows = {user: row for row, user in enumerate(model.user_ids)}
+    rows = model._user_index  # rider -> row, the model's own index: rows follow `user_ids`
     return PrecomputedRankings(model, depth, model.algorithm, model.item_ids, rows, items, scores, lengths)
 
 
