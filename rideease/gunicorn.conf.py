@@ -52,11 +52,22 @@ def child_exit(server: Any, worker: Any) -> None:
     multiprocess.mark_process_dead(worker.pid)  # type: ignore[no-untyped-call]
 
 
+# gunicorn (24 and later) hands each new connection to a pool thread, which waits up to 5 s for the request's first
+# bytes. A connection a client opens and leaves idle (a spare, a speculative one) holds a thread that long, and with
+# every thread held, requests on other connections wait behind them: 5 to 10 s stalls under a burst of new
+# connections. A short wait hands such a connection back to the poller, as gunicorn did before 24 (see
+# benoitc/gunicorn#2917 and #3635); a request already on its way arrives well within it.
+FIRST_BYTES_WAIT_SECONDS = 0.1
+
+
 def post_worker_init(worker: Any) -> None:
     """Load the serving state and models, and replay any trace spool, before the worker takes requests."""
+    from gunicorn.workers import gthread
+
     from monitoring.metrics import metrics_initialise
     from recommendations.runtime import serving_runtime, trace_writer
 
+    gthread.DEFAULT_WORKER_DATA_TIMEOUT = FIRST_BYTES_WAIT_SECONDS
     metrics_initialise()
     trace_writer()
     serving_runtime()
