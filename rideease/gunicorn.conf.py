@@ -13,8 +13,9 @@ _BASE_DIR = Path(__file__).resolve().parent.parent
 _VAR_DIR = Path(env_str("RIDEEASE_VAR_DIR", str(_BASE_DIR / "var")))
 
 bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, minimum=1, maximum=65535)}"
-# One worker per usable core by default (see rideease/cpus.py for why not more), and never fewer than two: a single
-# gthread worker was seen holding a burst of new connections for seconds, with nobody else to answer meanwhile.
+# One worker per usable core by default (see rideease/cpus.py for why not more), and never fewer than two, so a worker
+# being restarted, or stuck until gunicorn's timeout ends it, leaves another one answering. (A lone worker also
+# showed 5 to 10 s stalls behind idle connections: FIRST_BYTES_WAIT_SECONDS below is the cure for that.)
 workers = env_int("GUNICORN_WORKERS", max(2, usable_cpus()), minimum=1)
 threads = env_int("GUNICORN_THREADS", 4, minimum=1)
 timeout = env_int("GUNICORN_TIMEOUT", 30, minimum=1)

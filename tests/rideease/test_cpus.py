@@ -61,5 +61,5 @@ def test_gunicorn_confined_to_one_core_still_starts_two_workers(tmp_path: Path) 
             log = (tmp_path / "gunicorn.log").read_text()
     finally:
         embedded_db_stop(server)
-    # One per usable core would be one; a lone gthread worker can hold a burst of new connections for seconds.
+    # One per usable core would be one; a second one answers while the other restarts.
     assert len(re.findall(r"Booting worker with pid", log)) == 2, log
