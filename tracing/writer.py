@@ -290,8 +290,18 @@ class TraceWriter:
         return replayed
 
     def _write_chunks(self, items: list[Record]) -> bool:
+        """Write spooled records batch by batch; after each batch, what requests queued meanwhile goes first.
+
+        A spool an outage left behind can take minutes to replay, and the queue is written by this same thread: a
+        fresh trace would otherwise wait behind the whole spool instead of being readable a flush interval after its
+        answer.
+        """
         size = self._config.batch_size * 2
-        return all(self._write(items[start : start + size]) for start in range(0, len(items), size))
+        for start in range(0, len(items), size):
+            if not self._write(items[start : start + size]):
+                return False
+            self._flush_queue(yield_on_stop=True)
+        return True
 
     def _reclaim_abandoned(self) -> None:
         """A worker that died while replaying leaves its claimed file behind: put it back in the spool."""

@@ -1,6 +1,7 @@
 """The trace writer against a real server that goes down and comes back: nothing lost, nothing written twice."""
 
 import json
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -175,3 +176,24 @@ def test_a_request_id_reused_while_the_first_trace_is_on_its_way_keeps_both_trac
     second._spool(list(zip((TRACES, EVENTS), records(2, request_id="client-id"), strict=True)))
     assert second.replay_spool() == 2
     assert counts(server) == (2, 2, 2)
+
+
+def test_a_fresh_trace_is_written_while_a_long_spool_replays_not_after_it(server: EmbeddedDb, tmp_path: Path) -> None:
+    spool = tmp_path / "spool"
+    writer = writer_for(server, spool)
+    backlog = [record for n in range(2000) for record in zip((TRACES, EVENTS), records(n), strict=True)]
+    writer._spool(backlog)  # what an outage left: 2,000 requests, replayed 500 at a time
+    writer.start()
+    deadline = time.monotonic() + 30
+    while not list(spool.glob("replaying-*")) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    writer.submit(*records(9999, request_id="fresh"))
+
+    with client_for(server) as client:
+        traces = client["writer_test"][TRACES]
+        while traces.find_one({"requestId": "fresh"}) is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        replayed_before_it = traces.count_documents({"requestId": {"$ne": "fresh"}})
+    writer.close()
+    assert replayed_before_it < 2000, "the fresh trace waited until the whole spool was replayed"
+    assert counts(server) == (2001, 2001, 2001)
