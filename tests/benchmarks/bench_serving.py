@@ -150,11 +150,11 @@ def measure(base: str, cpu: str | None, database_pid: int) -> dict[str, dict[str
     for name, path in ENDPOINTS.items():
         results[name]["warm-up"].append(hey(base + path, concurrency=CONCURRENCY, cpu=cpu))
     for _ in range(REPEATS):
+        settle(base, database_pid)
         for name, path in ENDPOINTS.items():
-            settle(base, database_pid)
             app, database = cpu_seconds(app_pids), cpu_seconds([database_pid])
             flat = hey(base + path, concurrency=CONCURRENCY, cpu=cpu)
-            settle(base, database_pid)
+            settle(base, database_pid)  # charges the run its CPU until its traces are written, and settles the next
             answers = max(flat["ok"], 1)
             flat["app_us"] = (cpu_seconds(app_pids) - app) / answers * 1e6
             flat["database_us"] = (cpu_seconds([database_pid]) - database) / answers * 1e6
