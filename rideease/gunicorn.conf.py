@@ -62,7 +62,8 @@ FIRST_BYTES_WAIT_SECONDS = 0.1
 
 
 def post_worker_init(worker: Any) -> None:
-    """Load the serving state and models, and replay any trace spool, before the worker takes requests."""
+    """Load the serving state and models before the worker takes requests, and start the trace writer (which
+    replays any spool in its own thread, not holding up the start)."""
     from gunicorn.workers import gthread
 
     from monitoring.metrics import metrics_initialise
