@@ -26,7 +26,7 @@ from recommendations.serializers import (
     RecommendationInputSerializer,
     RecommendationOutputSerializer,
 )
-from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve, scored_items
+from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve, rounded
 from rideease.errors import DATABASE_ERRORS, ApplicationError, error_response, unexpected_error_response
 from rideease.schema import error_responses
 from rideease.throttling import ClientRateThrottle
@@ -217,7 +217,7 @@ def _answer(request: HttpRequest, raw: dict[str, Any], *, from_query: bool, star
         salt=settings.EXPERIMENT_SALT,
         now=timezone.now(),
     )
-    recommendations = scored_items(served.items)
+    recommendations = [{"itemId": item, "score": rounded(score, 6)} for item, score in served.items]
     body = {
         "requestId": served.request_id,
         "userId": served.user_id,

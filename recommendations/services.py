@@ -163,15 +163,6 @@ def rounded(value: float, places: int) -> float:
     return round(value * scale) / scale
 
 
-def scored_items(items: list[tuple[str, float]], places: int = 6) -> list[dict[str, Any]]:
-    """An answer's recommendations as the client sees them: {itemId, score}, scores rounded as `rounded` does.
-
-    Inlined rather than calling `rounded` per item: a Python call per item costs more than the rounding itself.
-    """
-    scale = 10.0**places
-    return [{"itemId": item, "score": round(score * scale) / scale} for item, score in items]
-
-
 def prediction_records(
     served: Served, *, recommendations: list[dict[str, Any]], latency_ms: float, metadata: dict[str, Any]
 ) -> tuple[dict[str, Any], ...]:
