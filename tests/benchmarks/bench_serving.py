@@ -237,6 +237,25 @@ def _listed(ratios: list[float]) -> str:
     return ", ".join(f"{ratio:.2f}" for ratio in ratios)
 
 
+def _shared_budget(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
+    """What 0.8x would leave the database on shared cores, from this run's own figures.
+
+    At 0.8x the floor's rate, the machine's cores give each answer a fixed amount of CPU in all; what the service does
+    not use is all the database and `hey` may take while keeping up with the answers.
+    """
+    cores = len(os.sched_getaffinity(0))
+    floor_rps = statistics.median(run["rps"] for run in results["bare Django JSON view (floor)"]["max"])
+    budget = cores / (0.8 * floor_rps) * 1e6
+    service = _median(results["/recommendations"]["max"], "app_us")
+    database = _median(results["/recommendations"]["max"], "database_us")
+    return (
+        f"At 0.8x the floor's rate, these {cores} cores give each answer {budget:.0f} µs of CPU in all; the service "
+        f"takes {service:.0f}, which leaves {max(budget - service, 0):.0f} µs for the database and `hey`, and the "
+        f"database takes {database:.0f}. On shared cores a round reaches 0.8x only when the database falls behind "
+        "during the run and writes the rest of its traces after it."
+    )
+
+
 def _report(
     layouts: dict[str, dict[str, dict[str, list[dict[str, Any]]]]],
     traces: dict[str, tuple[int, int, int]],
@@ -283,6 +302,8 @@ def _report(
             f"answered requests: {in_database:,} in the database and {in_spool:,} spooled at shutdown for the next "
             "start to replay.",
         ]
+        if layout == "shared":
+            lines += ["", _shared_budget(results)]
     return "\n".join(lines)
 
 
