@@ -281,6 +281,21 @@ def test_an_unloadable_treatment_falls_back_to_control(two_variants: Path, api_c
     )
 
 
+def test_a_control_version_that_cannot_be_loaded_is_a_503_and_readyz_says_why(
+    two_variants: Path, api_client: APIClient
+) -> None:
+    # A serving state exists, but this worker cannot load its control version: nothing is servable.
+    shutil.rmtree(two_variants / "registry" / "v1.0.0")
+    shutil.rmtree(two_variants / "cache" / "v1.0.0")
+    for variant in ("control", "treatment"):
+        response = api_client.get("/recommendations", {"userId": users_in(variant)[0]})
+        assert response.status_code == 503
+        assert response.json()["error"] == "serving_unavailable"
+    ready = api_client.get("/readyz")
+    assert ready.status_code == 503
+    assert "control version v1.0.0 cannot be loaded" in ready.json()["message"]
+
+
 def test_traces_need_the_admin_key(two_variants: Path, api_client: APIClient) -> None:
     request_id = api_client.get("/recommendations", {"userId": users_in("control")[0]}).json()["requestId"]
     wait_until(lambda: PredictionTrace.objects.filter(request_id=request_id).exists())
