@@ -10,6 +10,7 @@ from typing import Any
 import pymongo
 import pytest
 from bson import ObjectId
+from pymongo import monitoring
 
 from rideease.embedded_db import EmbeddedDb, embedded_db_start, embedded_db_stop, free_port
 from tracing.writer import EVENTS, TRACES, TraceWriter, WriterConfig, exposure_id
@@ -67,6 +68,43 @@ def test_records_reach_the_database_in_the_background(server: EmbeddedDb, tmp_pa
     writer.close()
     assert counts(server) == (50, 50, 50)
     assert not writer.is_pending("req-0")
+
+
+class InsertCounter(monitoring.CommandListener):
+    """Counts the insert commands a client sends."""
+
+    def __init__(self) -> None:
+        self.inserts = 0
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        self.inserts += event.command_name == "insert"
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+def test_steady_traffic_is_written_a_batch_a_round_not_a_few_records_at_a_time(
+    server: EmbeddedDb, tmp_path: Path
+) -> None:
+    counter = InsertCounter()
+    database = pymongo.MongoClient(server.uri, event_listeners=[counter])["writer_test"]
+    writer = TraceWriter(lambda name: database[name], WriterConfig(spool_dir=tmp_path / "spool", flush_seconds=0.2))
+    writer.start()
+    started, submitted = time.monotonic(), 0
+    while time.monotonic() - started < 2.0:  # up to 1,000 requests a second, a few at a time
+        for _ in range(5):
+            writer.submit(*records(submitted))
+            submitted += 1
+        time.sleep(0.005)
+    rounds = (time.monotonic() - started) / 0.2
+    inserts = counter.inserts
+    writer.close()
+    assert counts(server) == (submitted, submitted, submitted)
+    # One insert per collection a round, and a round more at either end.
+    assert inserts <= 2 * (rounds + 2), f"{inserts} inserts in {rounds:.0f} rounds of {submitted} requests"
 
 
 def test_an_outage_spools_records_and_the_replay_writes_each_exactly_once(server: EmbeddedDb, tmp_path: Path) -> None:
