@@ -247,7 +247,7 @@ def _shared_budget(results: dict[str, dict[str, list[dict[str, Any]]]]) -> str:
     not use is all the database and `hey` may take while keeping up with the answers.
     """
     cores = len(os.sched_getaffinity(0))
-    floor_rps = statistics.median(run["rps"] for run in results["bare Django JSON view (floor)"]["max"])
+    floor_rps = _median(results["bare Django JSON view (floor)"]["max"], "rps")
     budget = cores / (0.8 * floor_rps) * 1e6
     service = _median(results["/recommendations"]["max"], "app_us")
     database = _median(results["/recommendations"]["max"], "database_us")
