@@ -285,7 +285,9 @@ def _report(
         "database is pure Python; on shared cores, storing each answer's trace and exposure takes more CPU than "
         "answering, CPU that a MongoDB server elsewhere would not take from the app. The CPU columns show it: CPU "
         "time of gunicorn's processes and of the database from the start of a flat-out run until its traces are "
-        "written, per answer (medians; the floor's database figure is the database idling meanwhile).",
+        "written, per answer (medians; the floor's database figure is the database idling meanwhile). The "
+        "throughput target is read on the database core, the layout that matches production; the shared layout "
+        "shows what the embedded database costs a service that runs on one machine.",
     ]
     for layout, results in layouts.items():
         in_database, in_spool, answered = traces[layout]
