@@ -2,7 +2,8 @@
 
 Serves the app with its production gunicorn config on loopback, over a seeded and trained throwaway database, with
 traces really written (and counted afterwards). `hey` drives each endpoint flat out, then at half of that endpoint's
-own maximum rate, in rounds (medians reported; a throughput ratio is the median of the rounds' own ratios).
+own maximum rate, in rounds (medians reported; a throughput ratio is the median of the rounds' own ratios). Why
+hey: it holds a set rate (wrk has no rate limit) and is compiled (locust's Python would take the CPU it measures).
 
 Two CPU layouts on this 2-core machine. **shared**: gunicorn, the database and the load generator all compete for
 both cores. **database core**: the database alone on core 1, gunicorn and the load generator on core 0, as in
