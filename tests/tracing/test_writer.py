@@ -25,15 +25,25 @@ def server(tmp_path: Path) -> Iterator[EmbeddedDb]:
     embedded_db_stop(db)
 
 
-def client_for(db: EmbeddedDb) -> pymongo.MongoClient[dict[str, Any]]:
-    return pymongo.MongoClient(db.uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500)
+def client_for(
+    db: EmbeddedDb, listeners: list[monitoring.CommandListener] | None = None
+) -> pymongo.MongoClient[dict[str, Any]]:
+    return pymongo.MongoClient(
+        db.uri, serverSelectionTimeoutMS=500, connectTimeoutMS=500, event_listeners=listeners or []
+    )
 
 
-def writer_for(db: EmbeddedDb, spool: Path) -> TraceWriter:
-    client = client_for(db)
+def writer_for(
+    db: EmbeddedDb,
+    spool: Path,
+    *,
+    flush_seconds: float = 0.05,
+    listeners: list[monitoring.CommandListener] | None = None,
+) -> TraceWriter:
+    client = client_for(db, listeners)
     database = client["writer_test"]
     database[TRACES].create_index("requestId", unique=True)
-    return TraceWriter(lambda name: database[name], WriterConfig(spool_dir=spool, flush_seconds=0.05))
+    return TraceWriter(lambda name: database[name], WriterConfig(spool_dir=spool, flush_seconds=flush_seconds))
 
 
 def records(n: int, request_id: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -89,9 +99,8 @@ class InsertCounter(monitoring.CommandListener):
 def test_steady_traffic_is_written_a_batch_a_round_not_a_few_records_at_a_time(
     server: EmbeddedDb, tmp_path: Path
 ) -> None:
-    counter = InsertCounter()
-    database = pymongo.MongoClient(server.uri, event_listeners=[counter])["writer_test"]
-    writer = TraceWriter(lambda name: database[name], WriterConfig(spool_dir=tmp_path / "spool", flush_seconds=0.2))
+    counter, flush_seconds = InsertCounter(), 0.2
+    writer = writer_for(server, tmp_path / "spool", flush_seconds=flush_seconds, listeners=[counter])
     writer.start()
     started, submitted = time.monotonic(), 0
     while time.monotonic() - started < 2.0:  # up to 1,000 requests a second, a few at a time
@@ -99,7 +108,7 @@ def test_steady_traffic_is_written_a_batch_a_round_not_a_few_records_at_a_time(
             writer.submit(*records(submitted))
             submitted += 1
         time.sleep(0.005)
-    rounds = (time.monotonic() - started) / 0.2
+    rounds = (time.monotonic() - started) / flush_seconds
     inserts = counter.inserts
     writer.close()
     assert counts(server) == (submitted, submitted, submitted)
