@@ -43,15 +43,17 @@ install-dev: $(VENV)/.installed-dev system-deps
 run: install
 	exec $(PY) -m rideease.launcher
 
-## make test: install what the tests need, then lint, type-check and run the whole suite.
+## make test: install what the tests need, then lint (with the import layers of docs/ARCHITECTURE.md), type-check and
+## run the whole suite.
 test: install-dev lint typecheck pytest
 
 lint: install-dev
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/lint-imports --no-logo
 
 typecheck: install-dev
-	$(TOOL_ENV) $(VENV)/bin/mypy rideease recommendations registry experiments tracing monitoring
+	$(TOOL_ENV) $(VENV)/bin/mypy rideease experiments recommendations tracing registry monitoring common core
 
 pytest: install-dev
 	$(PY) -m pytest

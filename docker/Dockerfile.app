@@ -37,11 +37,13 @@ WORKDIR /app
 # The code stays owned by root (read-only for the service); only var/ is the service's to write.
 COPY manage.py ./
 COPY rideease ./rideease
-COPY recommendations ./recommendations
-COPY registry ./registry
 COPY experiments ./experiments
+COPY recommendations ./recommendations
 COPY tracing ./tracing
+COPY registry ./registry
 COPY monitoring ./monitoring
+COPY common ./common
+COPY core ./core
 
 # The revision, after the code (a new revision changes the code layers anyway) and before a RUN: podman/buildah
 # reuses a cached layer for an ARG or LABEL that follows only non-RUN instructions even when the argument changed.

@@ -7,14 +7,18 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.schema import error_responses
 from experiments.selectors import EXPERIMENTS, experiment_summary
-from experiments.serializers import ExperimentSummarySerializer, SummaryQuerySerializer
-from rideease.errors import ApplicationError
-from rideease.schema import error_responses
+from experiments.serializers import (
+    ExperimentSummarySerializer,
+    SummaryQuerySerializer,
+    experiment_summary_data,
+    window_hours_parse,
+)
 
 
 class ExperimentSummaryApi(APIView):
-    """GET /experiments/<name>/summary?windowHours=24 (1..720): counts, statistics, decision and reasons."""
+    """GET /experiments/<name>/summary?windowHours=24: counts, statistics, decision and reasons."""
 
     @extend_schema(
         operation_id="experiment_summary",
@@ -27,7 +31,6 @@ class ExperimentSummaryApi(APIView):
         tags=["experiments"],
     )
     def get(self, request: Request, experiment: str) -> Response:
-        raw = request.query_params.get("windowHours", "24")
-        if not raw.isascii() or not raw.isdigit():
-            raise ApplicationError("validation_error", "windowHours must be an integer from 1 to 720.")
-        return Response(experiment_summary(experiment=experiment, hours=int(raw), now=timezone.now()))
+        hours = window_hours_parse(request.query_params.get("windowHours"))
+        summary = experiment_summary(experiment=experiment, hours=hours, now=timezone.now())
+        return Response(experiment_summary_data(summary))

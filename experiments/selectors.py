@@ -2,28 +2,24 @@
 
 import heapq
 from collections.abc import Iterator
-from dataclasses import asdict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connections
-from pymongo.collection import Collection
 
-from experiments.exposures import CONVERSION, EXPOSURE, Event, ExposureCounts, count_exposures, merged
-from experiments.statistics import Arm, Result, Settings, analyse, rate_interval
+from core.errors import ApplicationError
+from core.statistics import Arm, Result, Settings, analyse, rate_interval
+from core.variants import DEFAULT_EXPERIMENT
+from experiments.exposures import CONVERSION, EXPOSURE, Event, ExposureCounts, VariantCounts, count_exposures, merged
+from recommendations.selectors import raw_event_collection
 from registry.selectors import serving_state_current
-from registry.services import DEFAULT_EXPERIMENT
-from rideease.errors import ApplicationError
+from registry.state import ServingStateInfo
 
 EXPERIMENTS = (DEFAULT_EXPERIMENT,)
 # Documents per cursor batch: small enough that what is read ahead stays a few MB whatever the window holds.
 BATCH = 2_000
 SLICE = timedelta(hours=1)
-
-
-def _events() -> Collection[dict[str, Any]]:
-    return connections["default"].get_collection("raw_events")  # type: ignore[attr-defined, no-any-return]
 
 
 def _time_slices(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
@@ -41,7 +37,7 @@ def _sorted_by_time(query: dict[str, Any], projection: dict[str, int], start: da
     """
     for low, high in _time_slices(start, end):
         yield from (
-            _events()
+            raw_event_collection()
             .find({**query, "ts": {"$gte": low, "$lt": high}}, projection=projection, batch_size=BATCH)
             .sort("ts", 1)
             .allow_disk_use(True)
@@ -86,44 +82,67 @@ def window_counts(*, start: datetime, end: datetime) -> ExposureCounts:
     return count_exposures(merged(exposures, conversions), window=window)
 
 
-def _variant_json(counts: Any, alpha: float) -> dict[str, Any]:
+@dataclass(frozen=True)
+class VersionShare:
+    version: str
+    exposures: int
+    share: float
+
+
+@dataclass(frozen=True)
+class RateInterval:
+    lower: float
+    upper: float
+    method: str = "wilson"
+
+
+@dataclass(frozen=True)
+class VariantSummary:
+    versions: list[VersionShare]
+    exposed_users: int
+    converted_users: int
+    conversion_rate: float | None
+    conversion_rate_ci: RateInterval | None
+
+
+@dataclass(frozen=True)
+class ExperimentSummary:
+    """What the summary says; ExperimentSummarySerializer shapes it for the API, the web admin and the command."""
+
+    experiment: str
+    start: datetime
+    end: datetime
+    hours: int
+    conversion_window_minutes: int
+    conversion_event_types: list[str]
+    treatment_share: float
+    control: VariantSummary
+    treatment: VariantSummary
+    users_in_both: int
+    stats: Result
+    serving: ServingStateInfo | None
+
+
+def _variant_summary(counts: VariantCounts, alpha: float) -> VariantSummary:
     total = sum(counts.versions.values())
     interval = rate_interval(Arm(counts.exposed_users, counts.converted_users), alpha=alpha)
-    return {
-        "versions": [
-            {"version": version, "exposures": n, "share": round(n / total, 4)}
+    exposed, converted = counts.exposed_users, counts.converted_users
+    return VariantSummary(
+        versions=[
+            VersionShare(version, n, round(n / total, 4))
             for version, n in sorted(counts.versions.items(), key=lambda item: -item[1])
         ],
-        "exposedUsers": counts.exposed_users,
-        "convertedUsers": counts.converted_users,
-        "conversionRate": round(counts.converted_users / counts.exposed_users, 6) if counts.exposed_users else None,
-        "conversionRateCi": {"lower": round(interval[0], 6), "upper": round(interval[1], 6), "method": "wilson"}
-        if interval
-        else None,
-    }
+        exposed_users=exposed,
+        converted_users=converted,
+        conversion_rate=round(converted / exposed, 6) if exposed else None,
+        conversion_rate_ci=RateInterval(round(interval[0], 6), round(interval[1], 6)) if interval else None,
+    )
 
 
-def _stats_json(result: Result) -> dict[str, Any]:
-    data = asdict(result)
-    return {
-        "difference": data["difference"],
-        "relativeLift": data["relative_lift"],
-        "ci": {"lower": data["ci_lower"], "upper": data["ci_upper"], "level": data["level"], "method": data["method"]},
-        "z": data["z"],
-        "pValue": data["p_value"],
-        "alpha": data["alpha"],
-        "srm": {"pValue": data["srm_p_value"], "ok": data["srm_ok"]},
-        "minSamplePerVariant": data["min_sample_per_variant"],
-        "power": data["power"],
-    }
-
-
-def experiment_summary(*, experiment: str, hours: int, now: datetime, alpha: float | None = None) -> dict[str, Any]:
+def experiment_summary(*, experiment: str, hours: int, now: datetime, alpha: float | None = None) -> ExperimentSummary:
     """The summary of the last `hours` hours: counts per variant, statistics, decision and reasons."""
     if experiment not in EXPERIMENTS:
         raise ApplicationError("experiment_not_found", f"No experiment named {experiment!r}.", status=404)
-    if not 1 <= hours <= 720:
-        raise ApplicationError("validation_error", "windowHours must be an integer from 1 to 720.")
     start = now - timedelta(hours=hours)
     counts = window_counts(start=start, end=now)
     state = serving_state_current(experiment=experiment)
@@ -139,21 +158,17 @@ def experiment_summary(*, experiment: str, hours: int, now: datetime, alpha: flo
         Arm(counts.treatment.exposed_users, counts.treatment.converted_users),
         config,
     )
-    return {
-        "experiment": experiment,
-        "window": {"start": start.isoformat(), "end": now.isoformat(), "hours": hours},
-        "conversion": {
-            "windowMinutes": settings.CONVERSION_WINDOW_MINUTES,
-            "eventTypes": settings.CONVERSION_EVENT_TYPES,
-        },
-        "treatmentShare": share,
-        "variants": {
-            "control": _variant_json(counts.control, config.alpha),
-            "treatment": _variant_json(counts.treatment, config.alpha),
-        },
-        "usersInBothVariants": counts.users_in_both,
-        "stats": _stats_json(result),
-        "decision": result.decision,
-        "reasons": result.reasons,
-        "serving": {"control": state.control_version, "treatment": state.treatment_version} if state else None,
-    }
+    return ExperimentSummary(
+        experiment=experiment,
+        start=start,
+        end=now,
+        hours=hours,
+        conversion_window_minutes=settings.CONVERSION_WINDOW_MINUTES,
+        conversion_event_types=list(settings.CONVERSION_EVENT_TYPES),
+        treatment_share=share,
+        control=_variant_summary(counts.control, config.alpha),
+        treatment=_variant_summary(counts.treatment, config.alpha),
+        users_in_both=counts.users_in_both,
+        stats=result,
+        serving=state,
+    )

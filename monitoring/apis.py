@@ -2,7 +2,6 @@
 
 import hmac
 import os
-from collections.abc import Iterator
 from typing import Any
 
 from django.conf import settings
@@ -11,19 +10,18 @@ from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest, multiprocess
-from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.registry import Collector
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from monitoring.metrics import UptimeCollector
-from monitoring.selectors import last_published_at, process_uptime_seconds, readiness_checks
+from common.negotiation import SingleRepresentation
+from common.schema import ErrorSerializer
+from core.errors import error_body
+from monitoring.metrics import UptimeCollector, scrape_collectors
+from monitoring.readiness import readiness_checks
+from monitoring.selectors import process_uptime_seconds
 from monitoring.serializers import HealthSerializer, ReadinessSerializer
-from rideease.errors import DATABASE_ERRORS, error_body
-from rideease.negotiation import SingleRepresentation
-from rideease.schema import ErrorSerializer
 
 
 class HealthzApi(APIView):
@@ -64,22 +62,6 @@ class ReadyzApi(APIView):
             failing = ", ".join(check.detail for check in checks if not check.ok)
             body = {"error": "not_ready", "message": f"Not ready: {failing}.", "details": body}
         return Response(body, status=200 if ready else 503)
-
-
-class TrainingFreshnessCollector(Collector):
-    """rideease_model_last_published_timestamp_seconds: when the newest version was registered (read per scrape)."""
-
-    def collect(self) -> Iterator[GaugeMetricFamily]:
-        try:
-            published = last_published_at()
-        except DATABASE_ERRORS:
-            return  # no sample rather than a wrong one; the database alerts say why
-        if published is not None:
-            yield GaugeMetricFamily(
-                "rideease_model_last_published_timestamp_seconds",
-                "Unix time at which the newest model version was registered.",
-                value=published.timestamp(),
-            )
 
 
 class PrometheusTextRenderer(BaseRenderer):
@@ -128,5 +110,6 @@ class MetricsApi(APIView):
         else:
             registry.register(REGISTRY)
         registry.register(UptimeCollector())
-        registry.register(TrainingFreshnessCollector())
+        for collector in scrape_collectors():
+            registry.register(collector)
         return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)

@@ -14,7 +14,10 @@ from prometheus_client import Counter, Gauge, Histogram, multiprocess
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-VARIANTS = ("control", "treatment", "none")
+from core.variants import VARIANTS
+
+# The variants a request can be answered in, and "none" for one refused before a variant was assigned.
+VARIANT_LABELS = (*VARIANTS, "none")
 STATUSES = ("ok", "invalid", "unavailable", "error")
 STAGES = ("validation", "serving", "trace_write", "state_refresh", "model_load")
 # Resolves 1..500 ms: fine steps where serving latency lives, coarse ones for the tail.
@@ -65,7 +68,7 @@ TRACE_BACKLOG = Gauge(
 
 def metrics_initialise() -> None:
     """Create every label set at zero, so series exist before the first request or error."""
-    for variant in VARIANTS:
+    for variant in VARIANT_LABELS:
         PREDICTION_LATENCY.labels(variant=variant)
         for status in STATUSES:
             PREDICTION_REQUESTS.labels(variant=variant, status=status)
@@ -98,3 +101,15 @@ class UptimeCollector(Collector):
 
 
 _PROCESS_START = time.time()
+# Collectors computed at each scrape, contributed by the apps that own their data (from their AppConfig.ready()).
+_scrape_collectors: list[Collector] = []
+
+
+def scrape_collector_register(collector: Collector) -> None:
+    """Add a collector that /metrics asks at every scrape, besides the service's own metrics."""
+    if collector not in _scrape_collectors:
+        _scrape_collectors.append(collector)
+
+
+def scrape_collectors() -> list[Collector]:
+    return list(_scrape_collectors)

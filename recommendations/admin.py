@@ -2,8 +2,8 @@
 
 from django.contrib import admin
 
+from common.admin_base import ReadOnlyModelAdmin
 from recommendations.models import RawEvent
-from rideease.admin_base import ReadOnlyModelAdmin
 
 
 @admin.register(RawEvent)

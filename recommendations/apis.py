@@ -17,9 +17,14 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from monitoring.metrics import PREDICTION_ERRORS, PREDICTION_LATENCY, PREDICTION_REQUESTS, VARIANTS
+from common.errors import DATABASE_ERRORS, error_response, unexpected_error_response
+from common.schema import error_responses
+from common.throttling import ClientRateThrottle
+from core.errors import ApplicationError
+from monitoring.metrics import PREDICTION_ERRORS, PREDICTION_LATENCY, PREDICTION_REQUESTS, VARIANT_LABELS
 from recommendations.queries import recommendation_query_parse
 from recommendations.runtime import serving_runtime, trace_writer
+from recommendations.selectors import request_id_in_use
 from recommendations.serializers import (
     EVENTS_REQUEST,
     EventIngestOutputSerializer,
@@ -27,11 +32,7 @@ from recommendations.serializers import (
     RecommendationOutputSerializer,
 )
 from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve, rounded
-from rideease.errors import DATABASE_ERRORS, ApplicationError, error_response, unexpected_error_response
-from rideease.schema import error_responses
-from rideease.throttling import ClientRateThrottle
 from tracing.request_ids import request_id_new
-from tracing.selectors import request_id_in_use
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
 REQUEST_ID_HEADER = OpenApiParameter(
@@ -150,8 +151,8 @@ class RecommendationApi(APIView):
 
 
 # Resolved once: the label lookup is a measurable share of a request's cost.
-_SERVED = {variant: PREDICTION_REQUESTS.labels(variant=variant, status="ok") for variant in VARIANTS}
-_LATENCY = {variant: PREDICTION_LATENCY.labels(variant=variant) for variant in VARIANTS}
+_SERVED = {variant: PREDICTION_REQUESTS.labels(variant=variant, status="ok") for variant in VARIANT_LABELS}
+_LATENCY = {variant: PREDICTION_LATENCY.labels(variant=variant) for variant in VARIANT_LABELS}
 
 
 def _failure_status(status: int) -> str:

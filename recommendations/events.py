@@ -10,10 +10,11 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from core.variants import VARIANTS
+
 EVENT_TYPES = ("recommend", "view", "play", "book", "skip")
 # Interactions with an item; a `recommend` event is an exposure to a list of items instead.
 ITEM_EVENT_TYPES = frozenset({"view", "play", "book", "skip"})
-VARIANTS = ("control", "treatment")
 MAX_ID_LENGTH = 128
 MAX_RECOMMENDED_ITEMS = 100
 EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)

@@ -2,22 +2,28 @@
 
 import json
 import logging
-import os
 import threading
 from dataclasses import asdict, replace
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 from django.db import connections
 from django.utils import timezone
 
+from common.errors import DATABASE_ERRORS
+from core.files import write_atomically
+from core.recommender.prepared import rankings_precompute
+from core.variants import CONTROL, TREATMENT
 from monitoring.metrics import PREDICTION_ERRORS, serving_metrics_set
+from monitoring.readiness import CheckResult
+from recommendations.models import RawEvent
 from recommendations.queries import MAX_LIMIT
-from recommendations.recommender import rankings_precompute
-from recommendations.serving import ServingRuntime, ServingSnapshot, StateView
+from recommendations.serving import ServingRuntime, ServingSnapshot
 from registry.loading import LoadedModel, model_version_load, model_version_load_cached
-from registry.selectors import serving_state_view
-from rideease.errors import DATABASE_ERRORS
+from registry.selectors import serving_state_current
+from registry.state import ServingStateInfo
 from tracing.writer import TraceWriter, WriterConfig
 
 _lock = threading.Lock()
@@ -26,18 +32,18 @@ _writer: TraceWriter | None = None
 logger = logging.getLogger(__name__)
 STATE_FILE = "serving_state.json"
 _on_cached_state = False
-_last_saved: tuple[Path, StateView] | None = None
+_last_saved: tuple[Path, ServingStateInfo] | None = None
 
 
 def _state_file() -> Path:
     return Path(settings.MODEL_CACHE_DIR) / STATE_FILE
 
 
-def _read_state() -> StateView | None:
+def _read_state() -> ServingStateInfo | None:
     """The serving state from the database; while it is down, the last one this machine read."""
     global _on_cached_state
     try:
-        state = serving_state_view()
+        state = serving_state_current()
     except DATABASE_ERRORS:
         path = _state_file()
         if not path.exists():
@@ -45,7 +51,7 @@ def _read_state() -> StateView | None:
         if not _on_cached_state:
             logger.warning("Database unavailable: using the last serving state seen, from %s", path)
             _on_cached_state = True
-        return StateView(**json.loads(path.read_text()))
+        return _state_from_json(json.loads(path.read_text()))
     if _on_cached_state:
         logger.info("Database reachable again: reading the serving state from it")
         _on_cached_state = False
@@ -56,28 +62,36 @@ def _read_state() -> StateView | None:
     return state
 
 
-def _state_save(path: Path, state: StateView) -> None:
+def _state_save(path: Path, state: ServingStateInfo) -> None:
     """Keep the state for a start while the database is down; written when it changed, not on every poll.
 
     Best effort: the state was read, so a full disk or a read-only cache must not stop this worker from serving it.
     """
     global _last_saved
-    # Each worker writes its own temporary file: workers starting together would otherwise move each other's away.
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        temporary.write_text(json.dumps(asdict(state)))
-        temporary.replace(path)
+        write_atomically(path, json.dumps(_state_to_json(state)).encode())
     except OSError:
         logger.exception("Could not save the serving state to %s; serving it all the same", path)
         return
     _last_saved = (path, state)
 
 
+def _state_to_json(state: ServingStateInfo) -> dict[str, Any]:
+    document = asdict(state)
+    document["updated_at"] = state.updated_at.isoformat() if state.updated_at else None
+    return document
+
+
+def _state_from_json(document: dict[str, Any]) -> ServingStateInfo:
+    """A saved state; one saved before the file kept when and by whom it changed reads with those unknown."""
+    updated_at = document.pop("updated_at", None)
+    return ServingStateInfo(**document, updated_at=datetime.fromisoformat(updated_at) if updated_at else None)
+
+
 def _served(snapshot: ServingSnapshot) -> dict[str, str | None]:
     return {
-        "control": snapshot.control.version if snapshot.control else None,
-        "treatment": snapshot.treatment.version if snapshot.treatment else None,
+        CONTROL: snapshot.control.version if snapshot.control else None,
+        TREATMENT: snapshot.treatment.version if snapshot.treatment else None,
     }
 
 
@@ -125,12 +139,23 @@ def trace_writer() -> TraceWriter:
                 collections=lambda name: connections["default"].get_collection(name),  # type: ignore[attr-defined]
                 config=WriterConfig(
                     spool_dir=settings.TRACE_SPOOL_DIR,
+                    exposures_collection=RawEvent._meta.db_table,
                     flush_seconds=settings.TRACE_FLUSH_SECONDS,
                     spool_max_bytes=settings.TRACE_SPOOL_MAX_BYTES,
                 ),
             )
             _writer.start()
         return _writer
+
+
+def serving_readiness() -> CheckResult:
+    """/readyz's model check: a control model is loaded here (the state and its versions read and verified)."""
+    snapshot = serving_runtime().snapshot
+    if snapshot.unavailable is not None or snapshot.control is None:
+        return CheckResult(name="model", ok=False, detail=f"no model loaded: {snapshot.unavailable}")
+    treatment = snapshot.treatment.version if snapshot.treatment else f"none ({snapshot.treatment_fallback})"
+    detail = f"revision {snapshot.revision}: control {snapshot.control.version}, treatment {treatment}"
+    return CheckResult(name="model", ok=True, detail=detail)
 
 
 def runtime_shutdown() -> None:

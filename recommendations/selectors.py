@@ -6,9 +6,12 @@ from typing import Any
 
 from bson.codec_options import CodecOptions, DatetimeConversion
 from django.db import connections
+from pymongo.collection import Collection
 from pymongo.cursor import Cursor
 
 from recommendations.models import RawEvent
+from recommendations.runtime import trace_writer
+from tracing.selectors import prediction_trace_exists
 
 
 def raw_event_count() -> int:
@@ -25,12 +28,23 @@ TRAINING_EVENT_TYPES = ("view", "play", "book", "skip")
 _MS_CODEC: CodecOptions[dict[str, Any]] = CodecOptions(datetime_conversion=DatetimeConversion.DATETIME_MS)
 
 
+def raw_event_collection() -> Collection[dict[str, Any]]:
+    """`raw_events` through pymongo, for reads that stream more events than ORM instances could hold."""
+    collection: Collection[dict[str, Any]] = connections["default"].get_collection(  # type: ignore[attr-defined]
+        RawEvent._meta.db_table
+    )
+    return collection
+
+
 def _training_cursor(*, start: datetime, end: datetime, batch_size: int) -> Cursor[dict[str, Any]]:
-    collection = connections["default"].get_collection(RawEvent._meta.db_table)  # type: ignore[attr-defined]
-    return collection.with_options(codec_options=_MS_CODEC).find(  # type: ignore[no-any-return]
-        {"ts": {"$gte": start, "$lt": end}, "type": {"$in": list(TRAINING_EVENT_TYPES)}},
-        projection={"_id": 0, "userId": 1, "itemId": 1, "type": 1, "ts": 1},
-        batch_size=batch_size,
+    return (
+        raw_event_collection()
+        .with_options(codec_options=_MS_CODEC)
+        .find(
+            {"ts": {"$gte": start, "$lt": end}, "type": {"$in": list(TRAINING_EVENT_TYPES)}},
+            projection={"_id": 0, "userId": 1, "itemId": 1, "type": 1, "ts": 1},
+            batch_size=batch_size,
+        )
     )
 
 
@@ -48,3 +62,8 @@ def training_events_iter(
 def training_events_scan(*, start: datetime, end: datetime, batch_size: int = 20_000) -> int:
     """Read the same events as training_events_iter and do nothing with them: the benchmark's reference cost."""
     return sum(1 for _ in _training_cursor(start=start, end=end, batch_size=batch_size))
+
+
+def request_id_in_use(*, request_id: str) -> bool:
+    """Whether a trace exists, or is about to be written by this process, under this request id."""
+    return trace_writer().is_pending(request_id) or prediction_trace_exists(request_id=request_id)

@@ -7,8 +7,10 @@ describe the same rules for clients and for the schema, and the fuzzing test hol
 from drf_spectacular.utils import PolymorphicProxySerializer, inline_serializer
 from rest_framework import serializers
 
-from recommendations.events import EVENT_TYPES, MAX_ID_LENGTH, VARIANTS
+from core.variants import VARIANTS
+from recommendations.events import EVENT_TYPES, MAX_ID_LENGTH
 from recommendations.queries import DEFAULT_LIMIT, MAX_LIMIT
+from tracing.serializers import RecommendedItemSerializer
 
 
 class EventInputSerializer(serializers.Serializer):
@@ -51,11 +53,6 @@ class RecommendationInputSerializer(serializers.Serializer):
 
     userId = serializers.CharField(max_length=MAX_ID_LENGTH)
     limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=DEFAULT_LIMIT, required=False)
-
-
-class RecommendedItemSerializer(serializers.Serializer):
-    itemId = serializers.CharField()
-    score = serializers.FloatField()
 
 
 class RecommendationOutputSerializer(serializers.Serializer):

@@ -9,14 +9,14 @@ from bson import ObjectId
 from django.conf import settings
 from django.utils import timezone
 
-from experiments.assignment import variant_assign
+from core.assignment import variant_assign
+from core.errors import ApplicationError
 from recommendations.event_files import FileRow
 from recommendations.events import EventInput, EventLimits, EventRejection, event_validate, events_validate
 from recommendations.models import RawEvent
 from recommendations.serving import ServingSnapshot
 from registry.loading import LoadedModel
-from rideease.errors import ApplicationError
-from tracing.writer import exposure_id
+from tracing.records import exposure_id
 
 INSERT_BATCH_SIZE = 5000
 # An import keeps the first rejections for its report; the rest are only counted.

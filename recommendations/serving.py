@@ -12,19 +12,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.variants import TREATMENT
 from registry.loading import LoadedModel
+from registry.state import ServingStateInfo
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class StateView:
-    """The serving state as read from the database."""
-
-    revision: int
-    control_version: str
-    treatment_version: str | None
-    treatment_share: float
 
 
 @dataclass(frozen=True)
@@ -42,7 +34,7 @@ class ServingSnapshot:
     def model_for(self, variant: str) -> tuple[LoadedModel, str | None]:
         """The model that serves `variant`, and the fallback reason when it is control standing in."""
         assert self.control is not None
-        if variant == "treatment":
+        if variant == TREATMENT:
             if self.treatment is not None:
                 return self.treatment, None
             return self.control, self.treatment_fallback or "treatment_unset"
@@ -51,7 +43,7 @@ class ServingSnapshot:
 
 UNLOADED = ServingSnapshot(0, 0.0, None, None, None, "the serving state has not been loaded yet")
 
-ReadState = Callable[[], StateView | None]
+ReadState = Callable[[], ServingStateInfo | None]
 LoadModel = Callable[[str], LoadedModel]
 Clock = Callable[[], datetime]
 # Told (old snapshot, new snapshot) after each swap, and the stage name of each failure; for metrics.
@@ -144,7 +136,7 @@ class ServingRuntime:
             }
             return self._snapshot
 
-    def _build(self, state: StateView) -> ServingSnapshot:
+    def _build(self, state: ServingStateInfo) -> ServingSnapshot:
         try:
             control = self._model(state.control_version)
         except Exception as exc:  # any load failure means the same thing: not servable

@@ -1,58 +1,204 @@
-"""Fit a candidate and the popularity baseline on the same chronological split, then refit on the whole window."""
+"""The training run behind `manage.py train`: read the window, fit and evaluate, gate, publish, register, promote.
 
-from dataclasses import dataclass
+The one place training is orchestrated; the fitting and evaluation themselves are pure (core.recommender).
+"""
+
+import hashlib
+import subprocess
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from typing import Any
 
-from recommendations.evaluation import chronological_split, evaluate
-from recommendations.recommender import Interactions, PopularityModel, Recommender, recommender_fit
+from django.conf import settings
+from django.utils import timezone
 
-K = 10
+from core.errors import ApplicationError
+from core.recommender.algorithms import ALGORITHMS
+from core.recommender.training import TrainingOutcome, train_and_evaluate
+from core.recommender.training_data import InteractionsBuilder, TrainingData
+from core.variants import VARIANTS
+from recommendations.selectors import training_events_iter
+from registry.services import Provenance, PublishedVersion, VersionDraft, model_version_create, serving_state_switch
+from registry.state import ServingStateInfo
+
+PROGRESS_EVERY = 50_000
+PROMOTE_TARGETS = ("none", *VARIANTS)
 
 
 @dataclass(frozen=True)
-class TrainingOutcome:
-    model: Recommender
-    metrics: dict[str, Any]
-    counts: dict[str, Any]
+class TrainingRequest:
+    lookback_days: int
+    test_days: int
+    algorithm: str
+    params: dict[str, Any] = field(default_factory=dict)
+    dry_run: bool = False
+    promote: str = "none"
+    require_better_than_baseline: bool = False
+    requested_version: str | None = None
+    actor: str = "manage.py train"
+    now: datetime | None = None
 
-    @property
-    def beats_baseline(self) -> bool:
-        candidate = self.metrics["candidate"]["ndcg@10"] or 0.0
-        baseline = self.metrics["baseline"]["ndcg@10"] or 0.0
-        return bool(candidate > baseline)
+
+@dataclass
+class TrainingReport:
+    algorithm: str
+    window: dict[str, Any]
+    dry_run: bool
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    provenance: Provenance | None = None
+    published: PublishedVersion | None = None
+    promoted: ServingStateInfo | None = None
 
 
-def _lift(candidate: float | None, baseline: float | None) -> float | None:
-    if candidate is None or baseline is None or baseline == 0:
+Stage = Callable[[str, str], None]
+Progress = Callable[[int], None]
+
+
+def _git(*args: str) -> str | None:
+    try:
+        result = subprocess.run(["git", "-C", str(settings.BASE_DIR), *args], capture_output=True, text=True, timeout=5)
+    except (OSError, subprocess.SubprocessError):
         return None
-    return round(candidate / baseline - 1.0, 6)
+    return result.stdout.strip() if result.returncode == 0 else None
 
 
-def train_and_evaluate(
-    data: Interactions, *, algorithm: str, params: dict[str, Any] | None = None, cutoff: int
-) -> TrainingOutcome:
-    """Evaluate `algorithm` against popularity on events before/after `cutoff`, then fit it on all events.
+def _git_source() -> tuple[str, str] | None:
+    """The checkout's commit, and whether the working tree differed from it (the code that ran is then not HEAD)."""
+    sha = _git("rev-parse", "HEAD")
+    if not sha:
+        return None
+    dirty = bool(_git("status", "--porcelain", "--untracked-files=no"))
+    return sha, "git rev-parse HEAD" + (" (working tree had uncommitted changes)" if dirty else "")
 
-    The published model learns from the whole window; the metrics describe how the same recipe did on held-out days.
-    """
-    split = chronological_split(data, cutoff)
-    if len(split.train) == 0:
-        raise ValueError("no events before the evaluation cutoff: widen the lookback window or shorten the test days")
-    candidate = evaluate(recommender_fit(algorithm, split.train, params), split, k=K)
-    baseline = evaluate(PopularityModel.fit(split.train), split, k=K)
-    metrics = {
-        "k": K,
-        "method": "chronological split: fit on events before the cutoff, score the plays and books after it",
-        "candidate": candidate,
-        "baseline": baseline,
-        "ndcgLiftVsBaseline": _lift(candidate["ndcg@10"], baseline["ndcg@10"]),
+
+def provenance_resolve(*, window: dict[str, Any], events: int, digest: str) -> Provenance:
+    """Each provenance value, and where it came from; never a silent "unknown"."""
+    sources: dict[str, str] = {}
+    if settings.DATA_SNAPSHOT_ID:
+        snapshot, sources["dataSnapshotId"] = settings.DATA_SNAPSHOT_ID, "env DATA_SNAPSHOT_ID"
+    else:
+        basis = f"{window['start']}|{window['end']}|{events}|{digest}"
+        snapshot = "snap-" + hashlib.sha256(basis.encode()).hexdigest()[:20]
+        sources["dataSnapshotId"] = "computed: sha256 of window start, end, event count and event digest"
+    git = None if settings.PIPELINE_GIT_SHA else _git_source()
+    if settings.PIPELINE_GIT_SHA:
+        sha, sources["pipelineGitSha"] = settings.PIPELINE_GIT_SHA, "env PIPELINE_GIT_SHA"
+    elif git:
+        sha, sources["pipelineGitSha"] = git
+    else:
+        sha, sources["pipelineGitSha"] = "unavailable", "unavailable: PIPELINE_GIT_SHA unset and no git checkout"
+    if settings.CONTAINER_IMAGE_DIGEST:
+        image, sources["containerImageDigest"] = settings.CONTAINER_IMAGE_DIGEST, "env CONTAINER_IMAGE_DIGEST"
+    else:
+        image = "unavailable"
+        sources["containerImageDigest"] = "unavailable: CONTAINER_IMAGE_DIGEST unset (not run from a built image)"
+    return Provenance(data_snapshot_id=snapshot, pipeline_git_sha=sha, container_image_digest=image, sources=sources)
+
+
+def _check_request(request: TrainingRequest) -> None:
+    if request.algorithm not in ALGORITHMS:
+        raise ApplicationError("invalid_algorithm", f"algorithm must be one of {', '.join(ALGORITHMS)}.", status=400)
+    if request.promote not in PROMOTE_TARGETS:
+        raise ApplicationError("invalid_promote", f"promote must be one of {', '.join(PROMOTE_TARGETS)}.", status=400)
+    if request.test_days >= request.lookback_days:
+        raise ApplicationError("invalid_window", "test days must be fewer than lookback days.", status=400)
+
+
+def _read(start: datetime, end: datetime, progress: Progress | None) -> TrainingData:
+    builder = InteractionsBuilder()
+    for event in training_events_iter(start=start, end=end):
+        builder.add(*event)
+        if progress and len(builder) % PROGRESS_EVERY == 0:
+            progress(len(builder))
+    if progress:
+        progress(len(builder))
+    return builder.build()
+
+
+def _publish(request: TrainingRequest, report: TrainingReport, outcome: TrainingOutcome) -> PublishedVersion:
+    assert report.provenance is not None
+    provenance = report.provenance
+
+    def draft_for(version: str) -> VersionDraft:
+        return VersionDraft(
+            version=version,
+            model_name=settings.MODEL_NAME,
+            model=outcome.model,
+            metrics=outcome.metrics,
+            training_window=report.window,
+            counts=outcome.counts,
+            provenance=provenance,
+            trained_at=timezone.now(),
+        )
+
+    return model_version_create(requested=request.requested_version, draft_for=draft_for)
+
+
+def training_run(request: TrainingRequest, *, stage: Stage, progress: Progress | None = None) -> TrainingReport:
+    """Run one training; `stage(name, message)` is told as each stage ends. Raises ApplicationError on failure."""
+    _check_request(request)
+    end = request.now or timezone.now()
+    start = end - timedelta(days=request.lookback_days)
+    cutoff = end - timedelta(days=request.test_days)
+    window = {
+        "start": start.isoformat(),
+        "end": end.isoformat(),
+        "lookbackDays": request.lookback_days,
+        "testDays": request.test_days,
+        "cutoff": cutoff.isoformat(),
     }
-    counts = {
-        "events": len(data),
-        "users": len(data.user_ids),
-        "items": len(data.item_ids),
-        "trainEvents": len(split.train),
-        "testEvents": len(split.test),
-        "evaluatedUsers": candidate["users"],
-    }
-    return TrainingOutcome(model=recommender_fit(algorithm, data, params), metrics=metrics, counts=counts)
+    report = TrainingReport(algorithm=request.algorithm, window=window, dry_run=request.dry_run)
+    clock = time.monotonic()
+    data = _read(start, end, progress)
+    report.timings["read"] = round(time.monotonic() - clock, 3)
+    events = len(data.interactions)
+    if events == 0:
+        raise ApplicationError("no_events", f"No interaction events between {start:%Y-%m-%d} and {end:%Y-%m-%d}.")
+    stage("read", f"{events} events, {len(data.interactions.user_ids)} users in {report.timings['read']}s")
+    report.provenance = provenance_resolve(window=window, events=events, digest=data.events_digest)
+
+    clock = time.monotonic()
+    try:
+        outcome = train_and_evaluate(
+            data.interactions, algorithm=request.algorithm, params=request.params, cutoff=int(cutoff.timestamp())
+        )
+    except ValueError as exc:
+        raise ApplicationError("training_failed", str(exc)) from exc
+    report.timings["fit_and_evaluate"] = round(time.monotonic() - clock, 3)
+    report.metrics, report.counts = outcome.metrics, outcome.counts
+    candidate, baseline = outcome.metrics["candidate"], outcome.metrics["baseline"]
+    stage(
+        "evaluate",
+        f"NDCG@10 {candidate['ndcg@10']} vs popularity {baseline['ndcg@10']} "
+        f"({candidate['users']} users) in {report.timings['fit_and_evaluate']}s",
+    )
+    if request.require_better_than_baseline and not outcome.beats_baseline:
+        raise ApplicationError(
+            "quality_gate",
+            f"{request.algorithm} does not beat popularity on NDCG@10 "
+            f"({candidate['ndcg@10']} <= {baseline['ndcg@10']}); nothing published.",
+            details={"candidate": candidate["ndcg@10"], "baseline": baseline["ndcg@10"]},
+        )
+    if request.dry_run:
+        stage("publish", "skipped (dry run)")
+        return report
+
+    clock = time.monotonic()
+    report.published = _publish(request, report, outcome)
+    report.timings["publish"] = round(time.monotonic() - clock, 3)
+    stage("publish", f"{report.published.version} at {report.published.artifact_uri} in {report.timings['publish']}s")
+    if request.promote != "none":
+        report.promoted = serving_state_switch(
+            version=report.published.version,
+            target=request.promote,
+            actor=request.actor,
+            reason=f"promoted by training run ({request.algorithm})",
+        )
+        stage(
+            "promote", f"{report.published.version} now serves {request.promote} (revision {report.promoted.revision})"
+        )
+    return report

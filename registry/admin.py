@@ -12,10 +12,13 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
+from common.admin_base import ReadOnlyModelAdmin
+from core.errors import ApplicationError
+from core.variants import CONTROL, TREATMENT
 from registry.models import ModelVersion, ServingState, ServingStateChange, VersionReservation
-from registry.services import ServingStateInfo, serving_state_rollback, serving_state_switch
-from rideease.admin_base import ReadOnlyModelAdmin
-from rideease.errors import ApplicationError
+from registry.selectors import serving_state_current
+from registry.services import serving_state_rollback, serving_state_switch
+from registry.state import TARGETS, ServingStateInfo
 
 CONFIRM_TEMPLATE = "registry/admin_confirm.html"
 if TYPE_CHECKING:
@@ -37,7 +40,7 @@ def _confirm(
             "verb": verb,
             "action": action,
             "queryset": queryset,
-            "state": ServingState.objects.first(),
+            "state": serving_state_current(),
             "back_url": request.get_full_path(),
         },
     )
@@ -48,7 +51,7 @@ def _change_and_report(
 ) -> None:
     """Apply a confirmed change as the staff user with the form's reason, and tell them the outcome."""
     try:
-        state = change(request.user.get_username(), request.POST.get("reason", "")[:500])
+        state = change(request.user.get_username(), request.POST.get("reason", ""))
     except ApplicationError as exc:
         modeladmin.message_user(request, f"{refused} ({exc.code}): {exc.message}", messages.ERROR)
         return
@@ -94,10 +97,10 @@ class ModelVersionAdmin(ReadOnlyModelAdmin):
     list_display = ["version", "status", "algorithm", "ndcg", "baseline_ndcg", "trained_at", "serving"]
     list_filter = ["status", "algorithm"]
     search_fields = ["=version"]
-    actions = [_serve_action("control"), _serve_action("treatment"), _serve_action("all")]
+    actions = [_serve_action(target) for target in TARGETS]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[ModelVersion]:
-        self._state = ServingState.objects.first()
+        self._state = serving_state_current()
         return super().get_queryset(request)
 
     @admin.display(description="NDCG@10")
@@ -113,7 +116,7 @@ class ModelVersionAdmin(ReadOnlyModelAdmin):
         state = getattr(self, "_state", None)
         if state is None:
             return ""
-        served = {"control": state.control_version, "treatment": state.treatment_version}
+        served = {CONTROL: state.control_version, TREATMENT: state.treatment_version}
         return " + ".join(name for name, version in served.items() if version == obj.version)
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
@@ -157,7 +160,7 @@ class ServingStateAdmin(ReadOnlyModelAdmin):
         "updated_at",
         "updated_by",
     ]
-    actions = [_rollback_action("treatment"), _rollback_action("control")]
+    actions = [_rollback_action(TREATMENT), _rollback_action(CONTROL)]
 
     def get_actions(self, request: HttpRequest) -> dict[str, Any]:
         actions = super().get_actions(request)

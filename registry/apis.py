@@ -9,6 +9,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.auth import AdminApiKey
+from common.schema import admin_error_responses
+from core.errors import ApplicationError
 from registry.selectors import model_version_page, serving_history_page, serving_state_current
 from registry.serializers import (
     ACTOR_HELP,
@@ -19,14 +22,10 @@ from registry.serializers import (
     ServingOutputSerializer,
     SwitchInputSerializer,
 )
-from registry.services import ServingStateInfo, serving_state_rollback, serving_state_switch
+from registry.services import serving_state_rollback, serving_state_switch
 from registry.versions import version_key
-from rideease.auth import AdminApiKey
-from rideease.errors import ApplicationError
-from rideease.schema import admin_error_responses
 
 ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,149}$")
-MAX_REASON = 500
 ACTOR_HEADER = OpenApiParameter(
     "X-Actor", OpenApiTypes.STR, OpenApiParameter.HEADER, description=ACTOR_HELP, pattern=ACTOR.pattern
 )
@@ -58,27 +57,6 @@ def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
     return dict(request.data)
 
 
-def _reason(body: dict[str, Any]) -> str:
-    reason = body.get("reason", "")
-    if not isinstance(reason, str) or len(reason) > MAX_REASON:
-        raise ApplicationError("validation_error", f"reason must be a string of at most {MAX_REASON} characters.")
-    return reason.strip()
-
-
-def state_json(state: ServingStateInfo | None) -> dict[str, Any] | None:
-    if state is None:
-        return None
-    return {
-        "experiment": state.experiment,
-        "control": state.control_version,
-        "treatment": state.treatment_version,
-        "treatmentShare": state.treatment_share,
-        "revision": state.revision,
-        "updatedAt": state.updated_at.isoformat(),
-        "updatedBy": state.updated_by,
-    }
-
-
 class AdminModelListApi(APIView):
     """GET /admin/models?limit=&cursor=: versions newest first, and the current serving state."""
 
@@ -99,7 +77,8 @@ class AdminModelListApi(APIView):
             except ValueError as exc:
                 raise ApplicationError("validation_error", f"cursor: {exc}") from exc
         models, next_cursor = model_version_page(limit=_page_limit(request), after=cursor)
-        return Response({"models": models, "nextCursor": next_cursor, "serving": state_json(serving_state_current())})
+        page = {"models": models, "nextCursor": next_cursor, "serving": serving_state_current()}
+        return Response(ModelListOutputSerializer(page).data)
 
 
 class AdminSwitchModelApi(APIView):
@@ -126,10 +105,10 @@ class AdminSwitchModelApi(APIView):
             version=version,
             target=target,
             actor=_actor(request),
-            reason=_reason(body),
+            reason=body.get("reason", ""),
             treatment_share=float(share) if share is not None else None,
         )
-        return Response({"serving": state_json(state)})
+        return Response(ServingOutputSerializer({"serving": state}).data)
 
 
 class AdminRollbackApi(APIView):
@@ -150,8 +129,8 @@ class AdminRollbackApi(APIView):
         target = body.get("target")
         if not isinstance(target, str):
             raise ApplicationError("validation_error", "target is required: control or treatment.")
-        state = serving_state_rollback(target=target, actor=_actor(request), reason=_reason(body))
-        return Response({"serving": state_json(state)})
+        state = serving_state_rollback(target=target, actor=_actor(request), reason=body.get("reason", ""))
+        return Response(ServingOutputSerializer({"serving": state}).data)
 
 
 class AdminServingHistoryApi(APIView):
@@ -173,4 +152,4 @@ class AdminServingHistoryApi(APIView):
         changes, next_cursor = serving_history_page(
             limit=_page_limit(request), before=int(cursor) if cursor is not None else None
         )
-        return Response({"changes": changes, "nextCursor": next_cursor})
+        return Response(ServingHistoryOutputSerializer({"changes": changes, "nextCursor": next_cursor}).data)

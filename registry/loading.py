@@ -1,26 +1,18 @@
 """Loading a registered version for serving: download to a local cache, verify every sha256, rebuild the model."""
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 
-from recommendations.recommender import Recommender
-from registry.artifacts import (
-    ARRAYS_FILE,
-    METADATA_FILE,
-    MODEL_FILE,
-    ArtifactFormatError,
-    model_files_load,
-    sha256_hex,
-)
+from core.artifacts import ARRAYS_FILE, METADATA_FILE, MODEL_FILE, ArtifactFormatError, model_files_load, sha256_hex
+from core.errors import ApplicationError
+from core.files import write_atomically
+from core.recommender.algorithms import Recommender
 from registry.models import ModelStatus, ModelVersion
 from registry.storage import ArtifactStore, ArtifactStoreError, artifact_store_from_uri
-from rideease.errors import ApplicationError
 
 ARTIFACT_FILES = (MODEL_FILE, ARRAYS_FILE, METADATA_FILE)
 
@@ -36,18 +28,6 @@ class LoadedModel:
     data_snapshot_id: str
     pipeline_git_sha: str
     container_image_digest: str
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(handle, "wb") as out:
-            out.write(data)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def _fetch_verified(store: ArtifactStore, cache: Path, name: str, expected: str, version: str) -> bytes:
@@ -68,7 +48,7 @@ def _fetch_verified(store: ArtifactStore, cache: Path, name: str, expected: str,
             status=409,
             details={"version": version, "file": name, "expected": expected, "actual": actual},
         )
-    _write_atomically(cached, data)
+    write_atomically(cached, data)
     return data
 
 
@@ -94,7 +74,7 @@ def model_version_load(*, version: str, cache_dir: Path | None = None) -> Loaded
         "containerImageDigest": record.container_image_digest,
     }
     # What the registry said about this version, so a worker can start from the cache while the database is down.
-    _write_atomically(cache / RECORD_FILE, json.dumps(facts, sort_keys=True).encode())
+    write_atomically(cache / RECORD_FILE, json.dumps(facts, sort_keys=True).encode())
     return _build(version, files, facts)
 
 

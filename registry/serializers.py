@@ -3,8 +3,9 @@
 from drf_spectacular.utils import inline_serializer
 from rest_framework import serializers
 
-from recommendations.events import VARIANTS
-from registry.services import TARGETS
+from common.serializers import IsoDateTimeField
+from core.variants import VARIANTS
+from registry.state import REASON_MAX_LENGTH, TARGETS
 
 ACTOR_HELP = "Who asks (X-Actor header): an operator's name or a pipeline's id; recorded in the history."
 
@@ -16,31 +17,35 @@ class PageQuerySerializer(serializers.Serializer):
 
 class ServingStateSerializer(serializers.Serializer):
     experiment = serializers.CharField()
-    control = serializers.CharField()
-    treatment = serializers.CharField(allow_null=True)
-    treatmentShare = serializers.FloatField(min_value=0, max_value=1)
+    control = serializers.CharField(source="control_version")
+    treatment = serializers.CharField(source="treatment_version", allow_null=True)
+    treatmentShare = serializers.FloatField(source="treatment_share", min_value=0, max_value=1)
     revision = serializers.IntegerField()
-    updatedAt = serializers.DateTimeField()
-    updatedBy = serializers.CharField()
+    updatedAt = IsoDateTimeField(source="updated_at")
+    updatedBy = serializers.CharField(source="updated_by")
 
 
 class ModelVersionSerializer(serializers.Serializer):
     version = serializers.CharField()
-    modelName = serializers.CharField()
+    modelName = serializers.CharField(source="model_name")
     status = serializers.CharField()
     algorithm = serializers.CharField()
     params = serializers.DictField()
     metrics = serializers.DictField()
-    trainingWindow = serializers.DictField(help_text="start, end and test-split times of the training data.")
+    trainingWindow = serializers.DictField(
+        source="training_window", help_text="start, end and test-split times of the training data."
+    )
     counts = serializers.DictField()
-    dataSnapshotId = serializers.CharField()
-    pipelineGitSha = serializers.CharField()
-    containerImageDigest = serializers.CharField()
-    provenanceSources = serializers.DictField()
-    artifactUri = serializers.CharField()
-    artifactSha256 = serializers.DictField(child=serializers.CharField(), help_text="File name -> sha256.")
-    trainedAt = serializers.DateTimeField()
-    createdAt = serializers.DateTimeField()
+    dataSnapshotId = serializers.CharField(source="data_snapshot_id")
+    pipelineGitSha = serializers.CharField(source="pipeline_git_sha")
+    containerImageDigest = serializers.CharField(source="container_image_digest")
+    provenanceSources = serializers.DictField(source="provenance_sources")
+    artifactUri = serializers.CharField(source="artifact_uri")
+    artifactSha256 = serializers.DictField(
+        source="artifact_sha256", child=serializers.CharField(), help_text="File name -> sha256."
+    )
+    trainedAt = IsoDateTimeField(source="trained_at")
+    createdAt = IsoDateTimeField(source="created_at")
 
 
 class ModelListOutputSerializer(serializers.Serializer):
@@ -57,33 +62,31 @@ class SwitchInputSerializer(serializers.Serializer):
     version = serializers.CharField(help_text="A registered, ready version, e.g. v1.4.0.")
     target = serializers.ChoiceField(choices=TARGETS, help_text="all: control and treatment both.")
     treatmentShare = serializers.FloatField(min_value=0, max_value=1, required=False)
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    reason = serializers.CharField(max_length=REASON_MAX_LENGTH, required=False, allow_blank=True)
 
 
 class RollbackInputSerializer(serializers.Serializer):
     target = serializers.ChoiceField(choices=VARIANTS)
-    reason = serializers.CharField(max_length=500, required=False, allow_blank=True)
+    reason = serializers.CharField(max_length=REASON_MAX_LENGTH, required=False, allow_blank=True)
 
 
-_SIDE = inline_serializer(
-    "ServingSide",
-    fields={
-        "control": serializers.CharField(allow_null=True, required=False),
-        "treatment": serializers.CharField(allow_null=True, required=False),
-        "treatmentShare": serializers.FloatField(required=False),
-    },
-)
+class ServingSideSerializer(serializers.Serializer):
+    control = serializers.CharField(allow_null=True, required=False)
+    treatment = serializers.CharField(allow_null=True, required=False)
+    treatmentShare = serializers.FloatField(required=False)
+
+
 # "from" is a Python keyword: the fields are given as a mapping.
 ServingChangeSerializer = inline_serializer(
     "ServingChange",
     fields={
         "revision": serializers.IntegerField(),
-        "changedAt": serializers.DateTimeField(),
+        "changedAt": IsoDateTimeField(source="changed_at"),
         "actor": serializers.CharField(),
         "action": serializers.CharField(),
         "target": serializers.CharField(),
-        "from": _SIDE,
-        "to": _SIDE,
+        "from": ServingSideSerializer(source="before"),
+        "to": ServingSideSerializer(source="after"),
         "reason": serializers.CharField(allow_blank=True),
     },
 )

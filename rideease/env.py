@@ -1,6 +1,7 @@
 """The one way settings read the environment: typed getters that fail loudly on bad or missing values."""
 
 import os
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
@@ -67,3 +68,23 @@ def env_float(name: str, default: float, *, minimum: float | None = None, maximu
     if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
         raise ImproperlyConfigured(f"{name} must be between {minimum} and {maximum}, got {value}.")
     return value
+
+
+# The settings the launcher, gunicorn's config and Django's settings all need: read here once, the same way for each.
+BASE_DIR = Path(__file__).resolve().parent.parent
+DEFAULT_EMBEDDED_MONGODB_PORT = 27027
+
+
+def var_dir() -> Path:
+    """Where the service keeps its local state (the embedded database, caches, spool, metrics): RIDEEASE_VAR_DIR."""
+    return Path(env_str("RIDEEASE_VAR_DIR", str(BASE_DIR / "var")))
+
+
+def embedded_mongodb_port() -> int:
+    """The port of the embedded database that `make run` starts when MONGODB_URI is unset."""
+    return env_int("EMBEDDED_MONGODB_PORT", DEFAULT_EMBEDDED_MONGODB_PORT, minimum=1, maximum=65535)
+
+
+def listen_address() -> tuple[str, int]:
+    """The address the server listens on: HOST and PORT."""
+    return env_str("HOST", "127.0.0.1"), env_int("PORT", 8000, minimum=1, maximum=65535)

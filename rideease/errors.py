@@ -1,4 +1,5 @@
-"""One error type for the domain and one JSON error body for every failure: {"error", "message", "details"}."""
+"""Every failure leaves as the project's JSON error body: DRF's exception handler, Django's error views and the
+request-size limit, wired in by the settings and the root URLconf."""
 
 import logging
 from collections.abc import Callable
@@ -6,52 +7,13 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
-from django.db import DatabaseError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from pymongo.errors import PyMongoError
 from rest_framework import exceptions as drf_exceptions
 from rest_framework.response import Response
 
+from core.errors import ApplicationError, error_body
+
 logger = logging.getLogger(__name__)
-# The database being unreachable surfaces as pymongo's errors, or as Django's DatabaseError when the ORM wraps them.
-DATABASE_ERRORS: tuple[type[Exception], ...] = (PyMongoError, DatabaseError)
-
-
-class ApplicationError(Exception):
-    """A domain error that carries a machine-readable code, a message for people, an HTTP status and the response
-    headers that go with it (Allow for a 405, Retry-After for a 429)."""
-
-    def __init__(
-        self,
-        code: str,
-        message: str,
-        *,
-        status: int = 400,
-        details: dict[str, Any] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.code = code
-        self.message = message
-        self.status = status
-        self.details = details or {}
-        self.headers = headers or {}
-
-
-def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Build the project's error body."""
-    return {"error": code, "message": message, "details": details or {}}
-
-
-def error_response(exc: ApplicationError) -> JsonResponse:
-    """An ApplicationError as the project's error body, for views answered outside DRF's request cycle."""
-    return JsonResponse(error_body(exc.code, exc.message, exc.details), status=exc.status, headers=exc.headers)
-
-
-def unexpected_error_response(where: str) -> JsonResponse:
-    """Log the traceback of the exception being handled for operators; tell the client only that it failed."""
-    logger.exception("Unhandled error in %s", where)
-    return JsonResponse(error_body("internal_error", "An unexpected error occurred."), status=500)
 
 
 # DRF exception class -> (code, status). Order matters: subclasses first.

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from rideease.cpus import usable_cpus
-from rideease.env import env_int, env_str
+from rideease.env import env_int, listen_address, var_dir
 
-_BASE_DIR = Path(__file__).resolve().parent.parent
-_VAR_DIR = Path(env_str("RIDEEASE_VAR_DIR", str(_BASE_DIR / "var")))
+_VAR_DIR = var_dir()
 
-bind = f"{env_str('HOST', '127.0.0.1')}:{env_int('PORT', 8000, minimum=1, maximum=65535)}"
+_HOST, _PORT = listen_address()
+bind = f"{_HOST}:{_PORT}"
 # One worker per usable core by default (see rideease/cpus.py for why not more), and never fewer than two, so a worker
 # being restarted, or stuck until gunicorn's timeout ends it, leaves another one answering. (A lone worker also
 # showed 5 to 10 s stalls behind idle connections: FIRST_BYTES_WAIT_SECONDS below is the cure for that.)

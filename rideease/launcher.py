@@ -13,9 +13,9 @@ from pathlib import Path
 from types import FrameType
 
 from rideease.embedded_db import EmbeddedDb, EmbeddedDbError, die_with_parent, embedded_db_start, embedded_db_stop
-from rideease.env import env_int, env_str
+from rideease.env import BASE_DIR, embedded_mongodb_port, env_str, listen_address
+from rideease.env import var_dir as var_dir_setting
 
-BASE_DIR = Path(__file__).resolve().parent.parent
 GUNICORN_STOP_SECONDS = 30
 
 
@@ -56,7 +56,7 @@ def _start_database(var_dir: Path) -> tuple[str, EmbeddedDb | None]:
     if uri:
         _say("database: MONGODB_URI is set; using that server")
         return uri, None
-    port = env_int("EMBEDDED_MONGODB_PORT", 27027, minimum=1, maximum=65535)
+    port = embedded_mongodb_port()
     storage = var_dir / "mongodb"
     started = time.monotonic()
     server = embedded_db_start(port=port, storage=storage, log_path=var_dir / "mongodb.log")
@@ -99,12 +99,11 @@ def _serve(env: dict[str, str], host: str, port: int) -> int:
 
 
 def main() -> int:
-    var_dir = Path(env_str("RIDEEASE_VAR_DIR", str(BASE_DIR / "var")))
+    var_dir = var_dir_setting()
     var_dir.mkdir(parents=True, exist_ok=True)
     # If `make` (our parent) is killed, we still shut down in order.
     die_with_parent()
-    host = env_str("HOST", "127.0.0.1")
-    port = env_int("PORT", 8000, minimum=1, maximum=65535)
+    host, port = listen_address()
     try:
         uri, server = _start_database(var_dir)
     except EmbeddedDbError as exc:

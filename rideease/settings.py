@@ -3,10 +3,9 @@
 from pathlib import Path
 
 from rideease import __version__
-from rideease.env import env_bool, env_float, env_int, env_list, env_str
+from rideease.env import BASE_DIR, embedded_mongodb_port, env_bool, env_float, env_int, env_list, env_str, var_dir
 
-BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(env_str("RIDEEASE_VAR_DIR", str(BASE_DIR / "var")))
+VAR_DIR = var_dir()
 APP_VERSION = __version__
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
@@ -72,7 +71,7 @@ TEMPLATES = [
 ]
 
 # --- Database: MongoDB only -------------------------------------------------------------------------------------------
-EMBEDDED_MONGODB_PORT = env_int("EMBEDDED_MONGODB_PORT", 27027, minimum=1, maximum=65535)
+EMBEDDED_MONGODB_PORT = embedded_mongodb_port()
 # Without MONGODB_URI the embedded server that `make run` starts is the database.
 MONGODB_URI = env_str("MONGODB_URI", f"mongodb://127.0.0.1:{EMBEDDED_MONGODB_PORT}/")
 MONGODB_DB = env_str("MONGODB_DB", "rideease")
@@ -148,7 +147,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "rideease.errors.api_exception_handler",
-    "DEFAULT_SCHEMA_CLASS": "rideease.schema.ProjectAutoSchema",
+    "DEFAULT_SCHEMA_CLASS": "common.schema.ProjectAutoSchema",
     # Per-client limits for /events and /recommendations, e.g. "600/minute"; unset (the default) means no limit.
     # Counted per worker process: with N workers a client may reach N times the rate (see docs/API.md).
     "DEFAULT_THROTTLE_RATES": {
@@ -170,10 +169,10 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "rideease.schema.closed_request_bodies",
+        "common.schema.closed_request_bodies",
     ],
     "ENUM_NAME_OVERRIDES": {
-        "VariantEnum": "recommendations.events.VARIANTS",
+        "VariantEnum": "core.variants.VARIANTS",
         "SwitchTargetEnum": "registry.services.TARGETS",
     },
     "APPEND_COMPONENTS": {

@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from rideease.admin_base import ReadOnlyModelAdmin
+from common.admin_base import ReadOnlyModelAdmin
 from tracing.models import PredictionTrace
 
 

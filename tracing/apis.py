@@ -5,9 +5,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from rideease.auth import AdminApiKey
-from rideease.errors import ApplicationError
-from rideease.schema import admin_error_responses
+from common.auth import AdminApiKey
+from common.schema import admin_error_responses
+from core.errors import ApplicationError
 from tracing.selectors import prediction_trace_lineage
 from tracing.serializers import TraceSerializer
 
@@ -27,4 +27,4 @@ class TraceDetailApi(APIView):
         trace = prediction_trace_lineage(request_id=request_id)
         if trace is None:
             raise ApplicationError("trace_not_found", f"No trace for request {request_id}.", status=404)
-        return Response(trace)
+        return Response(TraceSerializer(trace).data)

@@ -1,25 +1,32 @@
-"""The trace endpoint's response shape, for the OpenAPI schema."""
+"""The trace endpoint's response shape: it renders the trace, and documents it in the OpenAPI schema."""
 
 from rest_framework import serializers
 
-from recommendations.events import VARIANTS
-from recommendations.serializers import RecommendedItemSerializer
+from common.serializers import IsoDateTimeField
+from core.variants import VARIANTS
 from registry.serializers import ModelVersionSerializer
 
 
+class RecommendedItemSerializer(serializers.Serializer):
+    """One recommended item as the client saw it; a trace keeps the list exactly as served."""
+
+    itemId = serializers.CharField()
+    score = serializers.FloatField()
+
+
 class TraceSerializer(serializers.Serializer):
-    requestId = serializers.CharField()
-    userId = serializers.CharField()
+    requestId = serializers.CharField(source="request_id")
+    userId = serializers.CharField(source="user_id")
     variant = serializers.ChoiceField(choices=VARIANTS)
-    modelVersion = serializers.CharField()
-    artifactSha256 = serializers.CharField()
-    servingRevision = serializers.IntegerField()
-    dataSnapshotId = serializers.CharField()
-    pipelineGitSha = serializers.CharField()
-    containerImageDigest = serializers.CharField()
+    modelVersion = serializers.CharField(source="model_version")
+    artifactSha256 = serializers.CharField(source="artifact_sha256")
+    servingRevision = serializers.IntegerField(source="serving_revision")
+    dataSnapshotId = serializers.CharField(source="data_snapshot_id")
+    pipelineGitSha = serializers.CharField(source="pipeline_git_sha")
+    containerImageDigest = serializers.CharField(source="container_image_digest")
     recommendations = RecommendedItemSerializer(many=True)
-    latencyMs = serializers.FloatField()
+    latencyMs = serializers.FloatField(source="latency_ms")
     metadata = serializers.DictField()
-    fallbackReason = serializers.CharField(allow_null=True)
-    createdAt = serializers.DateTimeField()
+    fallbackReason = serializers.CharField(source="fallback_reason", allow_null=True)
+    createdAt = IsoDateTimeField(source="created_at")
     model = ModelVersionSerializer(allow_null=True, help_text="Null only if the version's record was deleted.")

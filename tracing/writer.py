@@ -1,20 +1,18 @@
 """Writes prediction traces and exposure events off the request path, without losing or duplicating any.
 
 Each worker process has one `TraceWriter`: requests hand it records through a bounded queue; a background thread
-inserts them in batches. A request encodes its records to BSON itself, so what waits in the queue is bytes: the
-garbage collector never walks a backlog of dicts, and the writer thread encodes nothing. When the database
-cannot take a batch, the batch is appended to a local spool file (JSON Lines in MongoDB extended JSON with dates as
-epoch milliseconds, fsynced) and replayed once the database answers again. Every record carries a key the database
-enforces as unique (a trace's requestId; an exposure's _id derived from its requestId), so a replay of a batch that
-was in fact written only meets duplicate-key errors, which are skipped: none is lost, none is written twice. A trace
-refused because a different request holds its request id (a client reused the id before the first trace reached the
-database) is kept under an id derived from its own _id, its exposure with it.
+inserts them in batches, traces into `prediction_traces` and exposures into the collection its config names. A request
+encodes its records to BSON itself, so what waits in the queue is bytes: the garbage collector never walks a backlog of
+dicts, and the writer thread encodes nothing. When the database cannot take a batch, the batch is appended to the
+local spool (`tracing.spool`: JSON Lines, fsynced) and replayed once the database answers again. Every record carries
+a key the database enforces as unique (a trace's requestId; an exposure's _id derived from its requestId), so a replay
+of a batch that was in fact written only meets duplicate-key errors, which are skipped: none is lost, none is written
+twice. A trace refused because a different request holds its request id (a client reused the id before the first
+trace reached the database) is kept under an id derived from its own _id, its exposure with it (`tracing.records`).
 """
 
-import hashlib
 import logging
 import math
-import os
 import queue
 import threading
 import time
@@ -24,39 +22,31 @@ from pathlib import Path
 from typing import Any
 
 import bson
-from bson import ObjectId, json_util
-from bson.codec_options import CodecOptions
-from bson.json_util import DatetimeRepresentation, JSONMode, JSONOptions
-from bson.raw_bson import RawBSONDocument
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError, PyMongoError
 
 from monitoring.metrics import PREDICTION_ERRORS, TRACE_BACKLOG
+from tracing.records import (
+    TRACES,
+    Document,
+    Encoded,
+    Record,
+    records_from_encoded,
+    renamed_exposure,
+    renamed_id,
+    renamed_trace,
+    trace_key,
+)
+from tracing.spool import Spool
 
 logger = logging.getLogger(__name__)
 DUPLICATE_KEY = 11000
-TRACES = "prediction_traces"
-EVENTS = "raw_events"
-# Decoding a queued record for the spool: datetimes come back as they went in (UTC, tz-aware).
-_DECODE: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
-# Spool lines carry dates as epoch milliseconds ({"$date": {"$numberLong": ...}}): reading them back parses no date
-# string, which made reading a request's trace and exposure back 1.7 times as slow. Lines with ISO dates still read.
-_SPOOL_JSON = JSONOptions(json_mode=JSONMode.LEGACY, datetime_representation=DatetimeRepresentation.NUMBERLONG)
-# A record waiting to be written: (collection, document); a queued request's records are still encoded.
-Document = dict[str, Any] | RawBSONDocument
-Record = tuple[str, Document]
-# One request's records, as queued: (request id, trace BSON, exposure BSON).
-Encoded = tuple[str, bytes, bytes]
-
-
-def exposure_id(request_id: str) -> ObjectId:
-    """A stable _id for a request's exposure event, so writing it twice is refused by the database itself."""
-    return ObjectId(hashlib.sha256(f"exposure:{request_id}".encode()).digest()[:12])
 
 
 @dataclass(frozen=True)
 class WriterConfig:
     spool_dir: Path
+    exposures_collection: str  # where exposure events go (the events' own collection)
     flush_seconds: float = 0.2
     batch_size: int = 500  # requests per insert round (a trace and an exposure each)
     queue_max_requests: int = 50_000
@@ -92,8 +82,7 @@ class TraceWriter:
         self._pending_ids: set[str] = set()
         self._last_replay = 0.0
         self.stats = WriterStats()
-        config.spool_dir.mkdir(parents=True, exist_ok=True)
-        self._spool_path = config.spool_dir / f"spool-{os.getpid()}-{time.time_ns()}.jsonl"
+        self._disk = Spool(config.spool_dir, config.spool_max_bytes)
 
     # --- the request side ---------------------------------------------------------------------------------------
     def submit(self, trace: dict[str, Any], exposure: dict[str, Any]) -> None:
@@ -101,7 +90,7 @@ class TraceWriter:
         request_id = trace["requestId"]
         encoded = (request_id, bson.encode(trace), bson.encode(exposure))
         if self._queue.qsize() >= self._config.queue_max_requests:
-            self._spool(_records([encoded]))
+            self._spool(self._records([encoded]))
             return
         with self._lock:
             self._pending_ids.add(request_id)
@@ -114,7 +103,7 @@ class TraceWriter:
 
     def backlog(self) -> int:
         """Records waiting: queued in memory plus spooled on disk."""
-        return 2 * self._queue.qsize() + self._spooled_records()
+        return 2 * self._queue.qsize() + self._disk.record_count()
 
     # --- lifecycle ------------------------------------------------------------------------------------------------
     def start(self) -> None:
@@ -139,7 +128,7 @@ class TraceWriter:
         while drained := self._drain():
             left += drained
         if left:
-            self._spool(_records(left))
+            self._spool(self._records(left))
             self._forget(left)
 
     # --- the background side --------------------------------------------------------------------------------------
@@ -172,7 +161,7 @@ class TraceWriter:
         while time.monotonic() < deadline and not (background and self._stop.is_set()):
             if not (drained := self._drain()):
                 break
-            items = _records(drained)
+            items = self._records(drained)
             if not self._write(items):
                 self._spool(items)
             self._forget(drained)
@@ -186,21 +175,22 @@ class TraceWriter:
 
     def _write(self, items: list[Record]) -> bool:
         """Insert a batch; True when every record is now in the database (written now or before)."""
-        by_collection: dict[str, list[Document]] = {TRACES: [], EVENTS: []}
+        exposures = self._config.exposures_collection
+        by_collection: dict[str, list[Document]] = {TRACES: [], exposures: []}
         for collection, document in items:
             by_collection[collection].append(document)
         try:
             traces = by_collection[TRACES]
             refused = [traces[index] for index in self._insert(TRACES, traces)]
             renamed = self._taken_by_others(refused)
-            moved = [_renamed_trace(trace, renamed) for trace in refused if _key(trace) in renamed]
+            moved = [renamed_trace(trace, renamed) for trace in refused if trace_key(trace) in renamed]
             refused_moved = self._insert(TRACES, moved)  # refused only when this very trace was moved before
             events = (
-                [_renamed_exposure(event, renamed) for event in by_collection[EVENTS]]
+                [renamed_exposure(event, renamed) for event in by_collection[exposures]]
                 if renamed
-                else by_collection[EVENTS]
+                else by_collection[exposures]
             )
-            refused_events = self._insert(EVENTS, events)
+            refused_events = self._insert(exposures, events)
         except PyMongoError as exc:
             PREDICTION_ERRORS.labels(stage="trace_write").inc()
             logger.warning(
@@ -241,59 +231,25 @@ class TraceWriter:
         if not keyed:
             return {}
         stored = self._collections(TRACES).find(
-            {"requestId": {"$in": [_key(trace) for trace in keyed]}}, {"_id": 1, "requestId": 1}
+            {"requestId": {"$in": [trace_key(trace) for trace in keyed]}}, {"_id": 1, "requestId": 1}
         )
         holders = {document["requestId"]: document["_id"] for document in stored}
         return {
-            _key(trace): _renamed_id(trace["_id"])
+            trace_key(trace): renamed_id(trace["_id"])
             for trace in keyed
-            if _key(trace) in holders and holders[_key(trace)] != trace["_id"]
+            if trace_key(trace) in holders and holders[trace_key(trace)] != trace["_id"]
         }
 
     # --- the spool ------------------------------------------------------------------------------------------------
-    def _spooled_records(self) -> int:
-        total = 0
-        for path in self._config.spool_dir.glob("*.jsonl"):
-            try:
-                with path.open("rb") as handle:
-                    total += sum(1 for _ in handle)
-            except OSError:
-                continue
-        return total
-
-    def _spool_bytes(self) -> int:
-        return sum(path.stat().st_size for path in self._config.spool_dir.glob("*.jsonl") if path.exists())
-
     def _spool(self, items: list[Record]) -> None:
-        if self._spool_bytes() >= self._config.spool_max_bytes:
+        if self._disk.append(items):
+            self.stats.spooled += len(items)
+        else:
             self.stats.dropped += len(items)
-            logger.error("Trace spool full (%d bytes); dropped %d records", self._config.spool_max_bytes, len(items))
-            return
-        records = ({"c": name, "d": _plain(document)} for name, document in items)
-        lines = "".join(json_util.dumps(record, json_options=_SPOOL_JSON) + "\n" for record in records)
-        with self._spool_path.open("a", encoding="utf-8") as handle:
-            handle.write(lines)
-            handle.flush()
-            os.fsync(handle.fileno())
-        self.stats.spooled += len(items)
 
     def replay_spool(self) -> int:
         """Write every spooled record back to the database; return how many records were replayed."""
-        replayed = 0
-        for path in sorted(self._config.spool_dir.glob("spool-*.jsonl")):
-            claimed = path.with_name(f"replaying-{os.getpid()}-{path.name}")
-            try:
-                # The rename claims the file: no other worker replays it at the same time.
-                path.rename(claimed)
-            except OSError:
-                continue
-            items = [self._decode(line) for line in claimed.read_text(encoding="utf-8").splitlines() if line.strip()]
-            if items and not self._write_chunks(items):
-                claimed.rename(path)  # still down: keep it for the next attempt
-                break
-            claimed.unlink()
-            replayed += len(items)
-        self._reclaim_abandoned()
+        replayed = self._disk.replay(self._write_chunks)
         self.stats.replayed += replayed
         return replayed
 
@@ -311,72 +267,5 @@ class TraceWriter:
             self._flush_queue(background=True)
         return True
 
-    def _reclaim_abandoned(self) -> None:
-        """A worker that died while replaying leaves its claimed file behind: put it back in the spool."""
-        for path in self._config.spool_dir.glob("replaying-*.jsonl"):
-            owner = path.name.split("-")[1]
-            if owner.isdigit() and int(owner) != os.getpid() and not _alive(int(owner)):
-                path.rename(path.with_name(path.name.split("-", 2)[2]))
-
-    @staticmethod
-    def _decode(line: str) -> Record:
-        record = json_util.loads(line)
-        return str(record["c"]), dict(record["d"])
-
-
-def _records(drained: Iterable[Encoded]) -> list[Record]:
-    """Queued requests as the records to insert: their BSON goes to the database as it is."""
-    records: list[Record] = []
-    for _, trace, exposure in drained:
-        records += [(TRACES, RawBSONDocument(trace)), (EVENTS, RawBSONDocument(exposure))]
-    return records
-
-
-def _key(trace: Document) -> str:
-    return str(trace["requestId"])
-
-
-def _renamed_id(trace_id: ObjectId) -> str:
-    """The id a trace takes when its request id turns out taken: derived from its own _id, so a replay of the same
-    trace lands on the same id (and is refused as written) instead of writing it a second time."""
-    return hashlib.sha256(f"renamed:{trace_id}".encode()).hexdigest()[:32]
-
-
-def _renamed_trace(trace: Document, renamed: dict[str, str]) -> dict[str, Any]:
-    document = _plain(trace)
-    given = document["requestId"]
-    document["requestId"] = renamed[given]
-    document["metadata"] = {
-        **(document.get("metadata") or {}),
-        "clientRequestId": given,
-        "requestIdReplaced": "already used by another request, found when the trace was written",
-    }
-    return document
-
-
-def _renamed_exposure(event: Document, renamed: dict[str, str]) -> Document:
-    """A renamed trace's exposure, moved to the new request id; every other event as it is."""
-    given = (event.get("payload") or {}).get("requestId")
-    if given not in renamed:
-        return event
-    document = _plain(event)
-    document["payload"] = {**document["payload"], "requestId": renamed[given]}
-    document["_id"] = exposure_id(renamed[given])
-    return document
-
-
-def _plain(document: Document) -> dict[str, Any]:
-    """A record as a dict for the spool's extended JSON."""
-    if isinstance(document, RawBSONDocument):
-        return bson.decode(document.raw, codec_options=_DECODE)
-    return dict(document)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    def _records(self, drained: Iterable[Encoded]) -> list[Record]:
+        return records_from_encoded(drained, self._config.exposures_collection)

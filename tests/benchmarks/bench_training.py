@@ -36,7 +36,7 @@ def child(mode: str) -> None:
     from datetime import timedelta
 
     from recommendations.selectors import training_events_scan
-    from registry.pipeline import TrainingRequest, training_run
+    from recommendations.training import TrainingRequest, training_run
 
     start = END - timedelta(days=30)
     clock = time.perf_counter()
@@ -59,9 +59,9 @@ def child(mode: str) -> None:
 def _score() -> dict[str, Any]:
     from datetime import timedelta
 
-    from recommendations.recommender import recommender_fit
+    from core.recommender.algorithms import recommender_fit
+    from core.recommender.training_data import InteractionsBuilder
     from recommendations.selectors import training_events_iter
-    from recommendations.training_data import InteractionsBuilder
 
     builder = InteractionsBuilder()
     builder.add_all(training_events_iter(start=END - timedelta(days=30), end=END))

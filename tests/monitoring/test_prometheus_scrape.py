@@ -20,7 +20,7 @@ import pytest
 from django.conf import settings
 from prometheus_client.multiprocess import MultiProcessCollector
 
-from experiments.assignment import variant_assign
+from core.assignment import variant_assign
 from tests.monitoring.prometheus_server import (
     ALERTS_FILE,
     DASHBOARD_FILE,

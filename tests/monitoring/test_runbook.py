@@ -8,7 +8,7 @@ import pytest
 from django.core.management import get_commands, load_command_class
 from django.urls import Resolver404, resolve
 
-from rideease import auth
+from common import auth
 from tests.monitoring.prometheus_server import RUNBOOK_FILE, alert_rules, dashboard_panels
 
 SECTION_PARTS = ("**Means**", "**Look**", "**Act**", "**Confirm**")

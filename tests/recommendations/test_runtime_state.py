@@ -6,26 +6,28 @@ import pytest
 from django.test import override_settings
 from pymongo.errors import ServerSelectionTimeoutError
 
+from core.recommender.algorithms import recommender_fit
+from core.recommender.interactions import interactions_from_records
+from core.recommender.prepared import PrecomputedRankings
 from recommendations import runtime
-from recommendations.recommender import PrecomputedRankings, interactions_from_records, recommender_fit
-from recommendations.serving import StateView
 from registry.loading import LoadedModel
+from registry.state import ServingStateInfo
 
-FIRST = StateView(revision=1, control_version="v1", treatment_version=None, treatment_share=0.5)
-SECOND = StateView(revision=2, control_version="v1", treatment_version="v2", treatment_share=0.1)
+FIRST = ServingStateInfo(revision=1, control_version="v1", treatment_version=None, treatment_share=0.5)
+SECOND = ServingStateInfo(revision=2, control_version="v1", treatment_version="v2", treatment_share=0.1)
 
 
 def test_the_state_is_saved_when_it_changes_and_used_while_the_database_is_down(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    database: list[StateView | None] = [FIRST]
+    database: list[ServingStateInfo | None] = [FIRST]
 
-    def serving_state_view() -> StateView | None:
+    def serving_state_current() -> ServingStateInfo | None:
         if database[0] is None:
             raise ServerSelectionTimeoutError("database unreachable")
         return database[0]
 
-    monkeypatch.setattr(runtime, "serving_state_view", serving_state_view)
+    monkeypatch.setattr(runtime, "serving_state_current", serving_state_current)
     monkeypatch.setattr(runtime, "_on_cached_state", False)
     monkeypatch.setattr(runtime, "_last_saved", None)
     with override_settings(MODEL_CACHE_DIR=tmp_path):
@@ -42,7 +44,7 @@ def test_the_state_is_saved_when_it_changes_and_used_while_the_database_is_down(
 
 
 def test_a_state_that_cannot_be_saved_is_served_all_the_same(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime, "serving_state_view", lambda: FIRST)
+    monkeypatch.setattr(runtime, "serving_state_current", lambda: FIRST)
     monkeypatch.setattr(runtime, "_last_saved", None)
     not_a_folder = tmp_path / "cache"
     not_a_folder.write_text("a file where the cache folder should be")

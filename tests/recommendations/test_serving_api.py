@@ -14,7 +14,7 @@ from django.test import RequestFactory, override_settings
 from prometheus_client import REGISTRY
 from rest_framework.test import APIClient
 
-from experiments.assignment import variant_assign
+from core.assignment import variant_assign
 from recommendations.apis import _query_parameters
 from recommendations.models import RawEvent
 from tests.conftest import ADMIN_KEY

@@ -2,8 +2,8 @@
 
 from django.test import override_settings
 
-from recommendations.training_data import InteractionsBuilder
-from registry.pipeline import provenance_resolve
+from core.recommender.training_data import InteractionsBuilder
+from recommendations.training import provenance_resolve
 
 EVENTS = [("u1", "x", "view", 1_000), ("u1", "x", "book", 2_000), ("u2", "y", "play", 3_500)]
 WINDOW = {"start": "2026-10-01T00:00:00+00:00", "end": "2026-10-31T00:00:00+00:00"}

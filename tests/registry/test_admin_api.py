@@ -70,16 +70,16 @@ def test_a_missing_or_wrong_key_is_a_401_that_never_echoes_the_key(serving_env: 
 
 
 def test_keys_are_compared_in_constant_time(serving_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import rideease.auth
+    import common.auth
 
     seen: list[tuple[bytes, bytes]] = []
-    real = rideease.auth.hmac.compare_digest
+    real = common.auth.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         seen.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(rideease.auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr(common.auth.hmac, "compare_digest", spy)
     APIClient().get("/admin/models", HTTP_X_API_KEY="guess")
     assert seen == [(b"guess", ADMIN_KEY.encode())]
 

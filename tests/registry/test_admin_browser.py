@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import sync_playwright
 
-from experiments.assignment import variant_assign
+from core.assignment import variant_assign
 from rideease.embedded_db import embedded_db_start, embedded_db_stop, free_port
 from tests.servers import BASE_DIR, app_env, gunicorn_app, http_get, prepare_served_database
 

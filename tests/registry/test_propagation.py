@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from experiments.assignment import variant_assign
+from core.assignment import variant_assign
 from rideease.embedded_db import embedded_db_start, embedded_db_stop, free_port
 from tests.conftest import ADMIN_KEY
 from tests.servers import gunicorn_app, http_get, prepare_served_database

@@ -10,8 +10,10 @@ import pytest
 from django.db import IntegrityError, connections
 from django.test import override_settings
 
-from recommendations.recommender import ItemKNNModel, interactions_from_records
-from registry.artifacts import METADATA_FILE, sha256_hex
+from core.artifacts import METADATA_FILE, sha256_hex
+from core.errors import ApplicationError
+from core.recommender.algorithms import ItemKNNModel
+from core.recommender.interactions import interactions_from_records
 from registry.loading import model_version_load, model_version_load_cached
 from registry.models import ModelVersion, ServingStateChange, VersionReservation
 from registry.services import (
@@ -23,7 +25,6 @@ from registry.services import (
 )
 from registry.storage import ArtifactStore, ArtifactStoreError, artifact_store_from_uri
 from registry.versions import version_key
-from rideease.errors import ApplicationError
 from tests.registry.conftest import GCS_BUCKET
 from tests.s3_server import S3_BUCKET
 

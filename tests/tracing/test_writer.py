@@ -13,9 +13,11 @@ from bson import ObjectId
 from pymongo import monitoring
 
 from rideease.embedded_db import EmbeddedDb, embedded_db_start, embedded_db_stop, free_port
-from tracing.writer import EVENTS, TRACES, TraceWriter, WriterConfig, exposure_id
+from tracing.records import TRACES, exposure_id
+from tracing.writer import TraceWriter, WriterConfig
 
 pytestmark = pytest.mark.slow
+EVENTS = "raw_events"
 
 
 @pytest.fixture
@@ -43,7 +45,10 @@ def writer_for(
     client = client_for(db, listeners)
     database = client["writer_test"]
     database[TRACES].create_index("requestId", unique=True)
-    return TraceWriter(lambda name: database[name], WriterConfig(spool_dir=spool, flush_seconds=flush_seconds))
+    return TraceWriter(
+        lambda name: database[name],
+        WriterConfig(spool_dir=spool, exposures_collection=EVENTS, flush_seconds=flush_seconds),
+    )
 
 
 def records(n: int, request_id: str | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -144,7 +149,7 @@ def test_an_outage_spools_records_and_the_replay_writes_each_exactly_once(server
 def test_a_full_spool_drops_and_counts_instead_of_filling_the_disk(server: EmbeddedDb, tmp_path: Path) -> None:
     client = client_for(server)
     database = client["writer_test"]
-    config = WriterConfig(spool_dir=tmp_path / "spool", spool_max_bytes=1024, batch_size=5)
+    config = WriterConfig(spool_dir=tmp_path / "spool", exposures_collection=EVENTS, spool_max_bytes=1024, batch_size=5)
     writer = TraceWriter(lambda name: database[name], config)
     embedded_db_stop(server)
     for n in range(40):

@@ -6,11 +6,19 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from common.commands import command_actor
+from common.errors import DATABASE_ERRORS
+from core.errors import ApplicationError
+from core.statistics import ROLLBACK, SHIP
+from core.variants import DEFAULT_EXPERIMENT
 from experiments.selectors import experiment_summary
-from experiments.statistics import ROLLBACK, SHIP
-from registry.management.commands.switch_model import command_actor
-from registry.services import DEFAULT_EXPERIMENT, serving_state_switch
-from rideease.errors import DATABASE_ERRORS, ApplicationError
+from experiments.serializers import (
+    WINDOW_HOURS_DEFAULT,
+    WINDOW_HOURS_MAX,
+    experiment_summary_data,
+    window_hours_parse,
+)
+from registry.services import serving_state_switch
 
 
 def _percent(value: float | None) -> str:
@@ -25,7 +33,9 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("hours", type=int, nargs="?", default=24, help="window in hours, 1..720 (default 24)")
+        parser.add_argument(
+            "hours", nargs="?", help=f"window in hours, 1..{WINDOW_HOURS_MAX} (default {WINDOW_HOURS_DEFAULT})"
+        )
         parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT)
         parser.add_argument("--alpha", type=float, help="significance level (default EXPERIMENT_ALPHA)")
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
@@ -36,8 +46,9 @@ class Command(BaseCommand):
         if alpha is not None and not 0 < alpha < 1:
             raise CommandError("--alpha must be between 0 and 1")
         try:
-            summary = experiment_summary(
-                experiment=options["experiment"], hours=options["hours"], now=timezone.now(), alpha=alpha
+            hours = window_hours_parse(options["hours"])
+            summary = experiment_summary_data(
+                experiment_summary(experiment=options["experiment"], hours=hours, now=timezone.now(), alpha=alpha)
             )
         except ApplicationError as exc:
             raise CommandError(f"{exc.code}: {exc.message}") from exc

@@ -4,16 +4,18 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry.management.commands.switch_model import command_actor
+from common.commands import command_actor
+from common.errors import DATABASE_ERRORS
+from core.errors import ApplicationError
+from core.variants import VARIANTS
 from registry.services import serving_state_rollback
-from rideease.errors import DATABASE_ERRORS, ApplicationError
 
 
 class Command(BaseCommand):
     help = "Undo the latest change of a variant's version (repeat to walk further back)."
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("--target", choices=["control", "treatment"], required=True)
+        parser.add_argument("--target", choices=VARIANTS, required=True)
         parser.add_argument("--reason", default="", help="why, for the history")
         parser.add_argument("--actor", help="who, for the history (default: your login name)")
 

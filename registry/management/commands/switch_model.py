@@ -1,23 +1,15 @@
 """manage.py switch_model VERSION --target ...: the admin API's switch, for operators without the web admin."""
 
-import getpass
 import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from registry.services import TARGETS, serving_state_switch
-from rideease.errors import DATABASE_ERRORS, ApplicationError
-
-
-def command_actor(explicit: str | None) -> str:
-    """Who ran the command: --actor, else the login name (recorded in the history)."""
-    if explicit:
-        return explicit
-    try:
-        return f"{getpass.getuser()} (manage.py)"
-    except (KeyError, OSError):
-        return "manage.py"
+from common.commands import command_actor
+from common.errors import DATABASE_ERRORS
+from core.errors import ApplicationError
+from registry.services import serving_state_switch
+from registry.state import TARGETS
 
 
 class Command(BaseCommand):

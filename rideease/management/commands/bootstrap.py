@@ -7,13 +7,14 @@ from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from core.variants import CONTROL, TREATMENT
 from recommendations.demo_data import DemoConfig
 from recommendations.selectors import raw_event_exists
-from registry.models import ModelVersion
+from registry.selectors import model_version_exists
 from rideease.env import env_int, env_str
 
 # The first two versions: item-item k-NN as control, truncated SVD as the challenger.
-FIRST_MODELS = (("itemknn", "control"), ("svd", "treatment"))
+FIRST_MODELS = (("itemknn", CONTROL), ("svd", TREATMENT))
 
 
 class Command(BaseCommand):
@@ -45,7 +46,7 @@ class Command(BaseCommand):
 
     def _first_models(self, skip: bool) -> None:
         """On a database without models, train the first two versions and serve them as control and treatment."""
-        if ModelVersion.objects.exists():
+        if model_version_exists():
             self.stdout.write("Models: versions are registered; not training.")
             return
         if skip or not raw_event_exists():

@@ -9,9 +9,10 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from tqdm import tqdm
 
-from recommendations.recommender import ALGORITHMS
-from registry.pipeline import PROMOTE_TARGETS, TrainingReport, TrainingRequest, training_run
-from rideease.errors import DATABASE_ERRORS, ApplicationError
+from common.errors import DATABASE_ERRORS
+from core.errors import ApplicationError
+from core.recommender.algorithms import ALGORITHMS
+from recommendations.training import PROMOTE_TARGETS, TrainingReport, TrainingRequest, training_run
 
 
 def _params(raw: list[str]) -> dict[str, Any]:

@@ -10,7 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from recommendations.recommender import EVENT_CODES, Interactions, Recommender
+from core.recommender.algorithms import Recommender
+from core.recommender.interactions import EVENT_CODES, Interactions
 
 # Test-period events that show real interest: an opened or booked item counts as relevant, a view does not.
 RELEVANT_CODES = (EVENT_CODES["play"], EVENT_CODES["book"])

@@ -2,8 +2,8 @@
 
 import hashlib
 
-CONTROL = "control"
-TREATMENT = "treatment"
+from core.variants import CONTROL, TREATMENT
+
 DEFAULT_SALT = "rec-engine"
 _SCALE = float(1 << 64)
 

@@ -8,7 +8,7 @@ from scipy.stats import binom, chisquare, norm
 from statsmodels.stats.power import NormalIndPower
 from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize, proportions_ztest
 
-from experiments.statistics import (
+from core.statistics import (
     KEEP_RUNNING,
     ROLLBACK,
     SHIP,

@@ -4,7 +4,7 @@ import hashlib
 
 import pytest
 
-from experiments.assignment import assignment_bucket, variant_assign
+from core.assignment import assignment_bucket, variant_assign
 
 USERS = [f"rider-{n:06d}" for n in range(100_000)]
 

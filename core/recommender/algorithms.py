@@ -1,12 +1,9 @@
 """Recommenders for implicit feedback: a popularity baseline, item-item k-NN and truncated SVD (pure numpy/scipy).
 
 Every model is fitted from `Interactions` and scores one user in well under a millisecond from arrays held in memory;
-all of a model's state is plain arrays plus id lists, so it can be saved without pickle (see registry.artifacts).
+all of a model's state is plain arrays plus id lists, so it can be saved without pickle (see core.artifacts).
 """
 
-import itertools
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -14,98 +11,10 @@ import numpy as np
 import scipy.sparse as sp
 from sklearn.decomposition import TruncatedSVD
 
-# How much each event says about a rider's interest. A skip takes interest away; the sum is clipped at zero.
-EVENT_WEIGHTS: dict[str, float] = {"view": 1.0, "play": 3.0, "book": 5.0, "skip": -1.0}
-EVENT_CODES: dict[str, int] = {"view": 0, "play": 1, "book": 2, "skip": 3}
-CONVERSION_CODE = EVENT_CODES["book"]
+from core.recommender.interactions import Interactions, conversion_matrix, interaction_matrix
+from core.recommender.ranking import ranked_items
+
 ALGORITHMS = ("popularity", "itemknn", "svd")
-
-
-@dataclass(frozen=True)
-class Interactions:
-    """Events as parallel arrays: user and item indices into the id lists, event codes, Unix seconds."""
-
-    user_ids: list[str]
-    item_ids: list[str]
-    users: np.ndarray
-    items: np.ndarray
-    codes: np.ndarray
-    ts: np.ndarray
-
-    def __len__(self) -> int:
-        return int(self.users.shape[0])
-
-    def subset(self, mask: np.ndarray) -> "Interactions":
-        """The events selected by a boolean mask, with the same id lists."""
-        return Interactions(
-            self.user_ids, self.item_ids, self.users[mask], self.items[mask], self.codes[mask], self.ts[mask]
-        )
-
-
-def interactions_from_records(records: Sequence[tuple[str, str, str, float]]) -> Interactions:
-    """Build Interactions from (userId, itemId, type, unix seconds) tuples; handy for small data and tests."""
-    user_index: dict[str, int] = {}
-    item_index: dict[str, int] = {}
-    users = [user_index.setdefault(user, len(user_index)) for user, _, _, _ in records]
-    items = [item_index.setdefault(item, len(item_index)) for _, item, _, _ in records]
-    return Interactions(
-        user_ids=list(user_index),
-        item_ids=list(item_index),
-        users=np.array(users, dtype=np.int32),
-        items=np.array(items, dtype=np.int32),
-        codes=np.array([EVENT_CODES[kind] for _, _, kind, _ in records], dtype=np.int8),
-        ts=np.array([ts for _, _, _, ts in records], dtype=np.int64),
-    )
-
-
-def interaction_matrix(data: Interactions) -> sp.csr_matrix:
-    """Users x items matrix of summed event weights, clipped at zero and damped with log1p.
-
-    The damping keeps a rider who viewed one destination fifty times from outweighing everything else they did.
-    """
-    weights = np.array([EVENT_WEIGHTS[kind] for kind in EVENT_CODES], dtype=np.float32)[data.codes]
-    shape = (len(data.user_ids), len(data.item_ids))
-    matrix = sp.csr_matrix((weights, (data.users, data.items)), shape=shape, dtype=np.float32)
-    matrix.sum_duplicates()
-    matrix.data = np.log1p(np.clip(matrix.data, 0.0, None))
-    matrix.eliminate_zeros()
-    return matrix
-
-
-def conversion_matrix(data: Interactions) -> sp.csr_matrix:
-    """Users x items matrix with a 1 where the user booked the item."""
-    booked = data.codes == CONVERSION_CODE
-    ones = np.ones(int(booked.sum()), dtype=np.float32)
-    shape = (len(data.user_ids), len(data.item_ids))
-    matrix = sp.csr_matrix((ones, (data.users[booked], data.items[booked])), shape=shape, dtype=np.float32)
-    matrix.sum_duplicates()
-    return matrix
-
-
-# Up to this many items Python's sort ranks faster than numpy, and it keeps the GIL: numpy's sorts release it, and
-# under gunicorn's threads each release is a contended hand-over costing more than the ranking itself.
-PYTHON_SORT_MAX_ITEMS = 256
-
-
-def ranked_items(item_ids: list[str], scores: np.ndarray, k: int) -> list[tuple[str, float]]:
-    """The k best (item id, score), best first; ties go to the lower index, so results are reproducible.
-
-    Items scored -inf (excluded, e.g. already booked) are left out.
-    """
-    n = scores.shape[0]
-    k = min(k, n)
-    if k <= 0:
-        return []
-    if n <= PYTHON_SORT_MAX_ITEMS:
-        values = scores.tolist()
-        best = sorted(range(n), key=values.__getitem__, reverse=True)[:k]  # stable: ties keep index order
-        return [(item_ids[i], values[i]) for i in best if math.isfinite(values[i])]
-    # Everything scoring at least the k-th best value: a partition alone would pick among ties at random.
-    kth = np.partition(scores, n - k)[n - k]
-    candidates = np.flatnonzero(scores >= kth)
-    order = candidates[np.lexsort((candidates, -scores[candidates]))][:k]
-    chosen = scores[order].tolist()
-    return [(item_ids[i], score) for i, score in zip(order.tolist(), chosen, strict=True) if math.isfinite(score)]
 
 
 class Recommender(Protocol):
@@ -144,7 +53,7 @@ class PopularityModel:
 
 
 @dataclass
-class _PersonalModel:
+class PersonalModel:
     """What the personalized models share: user lookup, popularity fallback and fill, optional seen-item filtering."""
 
     item_ids: list[str]
@@ -193,7 +102,7 @@ class _PersonalModel:
 
 
 @dataclass
-class ItemKNNModel(_PersonalModel):
+class ItemKNNModel(PersonalModel):
     """Item-item cosine similarity over co-occurrence, keeping each item's strongest neighbours.
 
     A rider's score for an item is the similarity-weighted sum of their own (damped) interest in its neighbours.
@@ -244,7 +153,7 @@ class ItemKNNModel(_PersonalModel):
 
 
 @dataclass
-class SVDModel(_PersonalModel):
+class SVDModel(PersonalModel):
     """Truncated SVD of the damped interaction matrix: a rider's score is their factor row times the item factors."""
 
     user_factors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
@@ -275,63 +184,6 @@ class SVDModel(_PersonalModel):
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {**self._common_arrays(), "user_factors": self.user_factors, "item_factors": self.item_factors}
-
-
-# What one precomputed entry costs: an item id reference and a float64 score.
-RANKED_ENTRY_BYTES = 16
-
-
-@dataclass
-class PrecomputedRankings:
-    """A personalised model with every known rider's ranking computed once, when it is loaded for serving.
-
-    Scoring and ranking a rider takes a dozen numpy calls; reading a prepared ranking takes two slices. Each ranking
-    is what the model itself returns for `depth` items, and its top k are the first k of that list, so every answer
-    is the model's own. Unknown riders share one prepared row, the model's cold-start ranking; limits above `depth`
-    are left to the model.
-    """
-
-    model: Recommender
-    depth: int
-    algorithm: str
-    item_ids: list[str]
-    _rows: dict[str, int]  # rider -> row; the last row is the cold start's
-    _items: np.ndarray  # rows x width: item ids (object)
-    _scores: np.ndarray  # rows x width: float64
-    _lengths: list[int]
-
-    def recommend(self, user_id: str, k: int) -> list[tuple[str, float]]:
-        if not 0 < k <= self.depth:
-            return self.model.recommend(user_id, k)
-        row = self._rows.get(user_id, -1)
-        n = min(k, self._lengths[row])
-        return list(zip(self._items[row, :n].tolist(), self._scores[row, :n].tolist(), strict=True))
-
-    def arrays(self) -> dict[str, np.ndarray]:
-        return self.model.arrays()
-
-    def config(self) -> dict[str, Any]:
-        return self.model.config()
-
-
-def rankings_precompute(model: Recommender, *, depth: int, max_bytes: int) -> Recommender:
-    """`model` with its riders' top `depth` items ranked ahead when they fit in `max_bytes`, else `model` itself."""
-    if not isinstance(model, _PersonalModel):
-        return model  # the popularity baseline ranks one list for everyone: nothing per rider to prepare
-    width = min(depth, len(model.item_ids))
-    riders = len(model.user_ids) + 1  # and the cold start
-    if riders * width * RANKED_ENTRY_BYTES > max_bytes:
-        return model
-    items = np.empty((riders, width), dtype=object)
-    scores = np.full((riders, width), -np.inf)
-    lengths = []
-    rankings = (model.recommend(user, width) for user in model.user_ids)
-    for row, ranked in enumerate(itertools.chain(rankings, [model.cold_start(width)])):
-        items[row, : len(ranked)] = [item for item, _ in ranked]
-        scores[row, : len(ranked)] = [score for _, score in ranked]
-        lengths.append(len(ranked))
-    rows = model._user_index  # rider -> row, the model's own index: rows follow `user_ids`
-    return PrecomputedRankings(model, depth, model.algorithm, model.item_ids, rows, items, scores, lengths)
 
 
 def _keep_top_per_row(matrix: sp.csr_matrix, keep: int) -> sp.csr_matrix:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recommendations.recommender import EVENT_CODES, Interactions
+from core.recommender.interactions import EVENT_CODES, Interactions
 
 _MASK64 = (1 << 64) - 1
 

@@ -4,8 +4,9 @@ import math
 
 import pytest
 
-from recommendations.evaluation import chronological_split, evaluate, hit_at_k, ndcg_at_k, relevant_by_user
-from recommendations.recommender import PopularityModel, interactions_from_records
+from core.recommender.algorithms import PopularityModel
+from core.recommender.evaluation import chronological_split, evaluate, hit_at_k, ndcg_at_k, relevant_by_user
+from core.recommender.interactions import interactions_from_records
 
 
 def test_ndcg_of_a_single_hit_at_rank_two() -> None:

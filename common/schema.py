@@ -6,7 +6,7 @@ from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
 
-from rideease.auth import AdminApiKey
+from common.auth import AdminApiKey
 
 _MEANINGS = {
     400: "The input is invalid; `details` says which field and why.",

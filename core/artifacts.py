@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from recommendations.recommender import Recommender, recommender_from_arrays
+from core.recommender.algorithms import Recommender, recommender_from_arrays
 
 MODEL_FILE = "model.json"
 ARRAYS_FILE = "arrays.npz"

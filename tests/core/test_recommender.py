@@ -5,19 +5,10 @@ import math
 import numpy as np
 import pytest
 
-from recommendations.recommender import (
-    PYTHON_SORT_MAX_ITEMS,
-    RANKED_ENTRY_BYTES,
-    ItemKNNModel,
-    PopularityModel,
-    PrecomputedRankings,
-    SVDModel,
-    interaction_matrix,
-    interactions_from_records,
-    ranked_items,
-    rankings_precompute,
-    recommender_fit,
-)
+from core.recommender.algorithms import ItemKNNModel, PopularityModel, SVDModel, recommender_fit
+from core.recommender.interactions import interaction_matrix, interactions_from_records
+from core.recommender.prepared import RANKED_ENTRY_BYTES, PrecomputedRankings, rankings_precompute
+from core.recommender.ranking import PYTHON_SORT_MAX_ITEMS, ranked_items
 
 # a booked x and viewed y; b booked x and y; c viewed z; d viewed w once and skipped it twice.
 RECORDS = [

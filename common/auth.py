@@ -7,7 +7,7 @@ from django.conf import settings
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 
-from rideease.errors import ApplicationError
+from core.errors import ApplicationError
 
 HEADER = "HTTP_X_API_KEY"
 

@@ -1,0 +1,1 @@
+"""Recommenders for implicit feedback, their offline evaluation and the training arrays they learn from."""
