@@ -182,7 +182,7 @@ def _query_parameters(request: HttpRequest) -> dict[str, str]:
         raise ApplicationError("validation_error", "The query string has too many parameters.")
     if "%" in text or "+" in text:
         return dict(parse_qsl(text, keep_blank_values=True))
-    # Nothing to decode, as in almost every request: split it as parse_qsl does, in a quarter of its time.
+    # Nothing to decode, as in almost every request: split it as parse_qsl does, without its decoding passes.
     pairs = (pair.partition("=") for pair in text.split("&") if pair)
     return {name: value for name, _, value in pairs}
 
@@ -226,7 +226,7 @@ def _answer(request: HttpRequest, raw: dict[str, Any], *, from_query: bool, star
         "modelVersion": served.model.version,
         "dataSnapshotId": served.model.data_snapshot_id,
         "recommendations": recommendations,
-        "servedAt": served.served_at,  # orjson writes it as isoformat() does, in a quarter of the time
+        "servedAt": served.served_at,  # orjson writes it as isoformat() does, without a Python call
     }
     latency_ms = (time.perf_counter() - started) * 1000
     trace_writer().submit(

@@ -154,8 +154,8 @@ def recommendation_serve(
 def rounded(value: float, places: int) -> float:
     """`value` rounded to `places` decimals, for a finite value of ordinary size such as a score or a latency.
 
-    Not round(value, places): it prints the value as decimal digits and parses them back (snprintf and strtod), about
-    3,000 machine instructions a call and eleven calls an answer. Scaling, rounding to an integer and dividing lands
+    Not round(value, places): it prints the value as decimal digits and parses them back (snprintf and strtod), costly
+    at a dozen calls an answer. Scaling, rounding to an integer and dividing lands
     on the double nearest the decimal result, which is what round() returns too. The two can differ only when scaling
     moves a value across an exact tie (by one in the last decimal kept), and in the sign of a zero.
     """

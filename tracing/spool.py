@@ -13,7 +13,7 @@ from tracing.records import Record, plain_document
 
 logger = logging.getLogger(__name__)
 # Spool lines carry dates as epoch milliseconds ({"$date": {"$numberLong": ...}}): reading them back parses no date
-# string, which made reading a request's trace and exposure back 1.7 times as slow. Lines with ISO dates still read.
+# string, which made reading a request's trace and exposure back markedly slower. Lines with ISO dates still read.
 _SPOOL_JSON = JSONOptions(json_mode=JSONMode.LEGACY, datetime_representation=DatetimeRepresentation.NUMBERLONG)
 # Writes replayed records to the database; True when every one of them is there now.
 Replay = Callable[[list[Record]], bool]

@@ -156,7 +156,7 @@ class TraceWriter:
         In the background (the writer's own rounds) it yields to close() between batches, and it ends the round after
         a batch that was not full: what requests queued while that batch was written waits for the next round. Going
         straight on would write a few records per insert, and each insert has a fixed cost in the driver (server
-        selection, session and retry handling) that was as much CPU as 70 documents' own, in a profile under load.
+        selection, session and retry handling) worth many documents' own, as a profile under load showed.
         """
         while time.monotonic() < deadline and not (background and self._stop.is_set()):
             if not (drained := self._drain()):

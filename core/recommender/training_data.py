@@ -20,7 +20,7 @@ class TrainingData:
 
 
 class InteractionsBuilder:
-    """Accumulates events into typed arrays (about 17 bytes per event) instead of Python objects."""
+    """Accumulates events into typed arrays (a few bytes per event) instead of Python objects."""
 
     def __init__(self) -> None:
         self._user_index: dict[str, int] = {}
