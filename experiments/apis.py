@@ -18,7 +18,7 @@ from experiments.serializers import (
 
 
 class ExperimentSummaryApi(APIView):
-    """GET /experiments/<name>/summary?windowHours=24: counts, statistics, decision and reasons."""
+    """GET /experiments/<name>/summary?windowHours=24 (1..720): counts, statistics, decision and reasons."""
 
     @extend_schema(
         operation_id="experiment_summary",

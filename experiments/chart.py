@@ -2,6 +2,8 @@
 
 from typing import Any
 
+from core.variants import CONTROL, TREATMENT, VARIANTS
+
 WIDTH, HEIGHT, MARGIN, BAR = 520, 260, 40, 120
 
 
@@ -10,7 +12,7 @@ def chart_geometry(summary: dict[str, Any]) -> dict[str, Any]:
     variants = summary["variants"]
     tops = [
         (v.get("conversionRateCi") or {}).get("upper") or v.get("conversionRate") or 0.0
-        for v in (variants["control"], variants["treatment"])
+        for v in (variants[CONTROL], variants[TREATMENT])
     ]
     scale_max = max(max(tops) * 1.15, 0.01)
     plot = HEIGHT - 2 * MARGIN
@@ -19,7 +21,7 @@ def chart_geometry(summary: dict[str, Any]) -> dict[str, Any]:
         return round(HEIGHT - MARGIN - value / scale_max * plot, 1)
 
     bars = []
-    for index, name in enumerate(("control", "treatment")):
+    for index, name in enumerate(VARIANTS):
         variant = variants[name]
         rate = variant.get("conversionRate") or 0.0
         interval = variant.get("conversionRateCi") or {"lower": rate, "upper": rate}

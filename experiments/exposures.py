@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from heapq import merge
 
+from core.variants import CONTROL, TREATMENT
+
 EXPOSURE = 0
 CONVERSION = 1
 
@@ -42,7 +44,7 @@ class _Flags:
     CONVERTED = 8
 
 
-_VARIANT_BITS = {"control": _Flags.CONTROL, "treatment": _Flags.TREATMENT}
+_VARIANT_BITS = {CONTROL: _Flags.CONTROL, TREATMENT: _Flags.TREATMENT}
 _VARIANTS_MASK = _Flags.CONTROL | _Flags.TREATMENT | _Flags.OTHER
 
 
@@ -109,7 +111,7 @@ def count_exposures(events: Iterable[Event], *, window: timedelta) -> ExposureCo
     users: dict[str, int] = {}
     pending = _Pending(window)
     catalog: dict[str, str] = {}  # one string per item id, shared by every pending exposure that lists it
-    versions: dict[str, Counter[str]] = {"control": Counter(), "treatment": Counter()}
+    versions: dict[str, Counter[str]] = {CONTROL: Counter(), TREATMENT: Counter()}
     exposures = conversions = 0
     for event in events:
         pending.expire(event.ts)
@@ -126,8 +128,8 @@ def count_exposures(events: Iterable[Event], *, window: timedelta) -> ExposureCo
             users[event.user_id] = flags | _Flags.CONVERTED
             pending.forget(event.user_id)
     return ExposureCounts(
-        control=_variant(users, versions, "control"),
-        treatment=_variant(users, versions, "treatment"),
+        control=_variant(users, versions, CONTROL),
+        treatment=_variant(users, versions, TREATMENT),
         users_in_both=sum(1 for flags in users.values() if (flags & _VARIANTS_MASK).bit_count() > 1),
         exposures=exposures,
         conversions_seen=conversions,

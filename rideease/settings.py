@@ -173,7 +173,7 @@ SPECTACULAR_SETTINGS = {
     ],
     "ENUM_NAME_OVERRIDES": {
         "VariantEnum": "core.variants.VARIANTS",
-        "SwitchTargetEnum": "registry.services.TARGETS",
+        "SwitchTargetEnum": "registry.state.TARGETS",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {

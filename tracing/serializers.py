@@ -7,9 +7,8 @@ from core.variants import VARIANTS
 from registry.serializers import ModelVersionSerializer
 
 
+# One recommended item as the client saw it; a trace keeps the list exactly as served.
 class RecommendedItemSerializer(serializers.Serializer):
-    """One recommended item as the client saw it; a trace keeps the list exactly as served."""
-
     itemId = serializers.CharField()
     score = serializers.FloatField()
 

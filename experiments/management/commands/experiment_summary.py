@@ -10,7 +10,7 @@ from common.commands import command_actor
 from common.errors import DATABASE_ERRORS
 from core.errors import ApplicationError
 from core.statistics import ROLLBACK, SHIP
-from core.variants import DEFAULT_EXPERIMENT
+from core.variants import CONTROL, DEFAULT_EXPERIMENT, TREATMENT, VARIANTS
 from experiments.selectors import experiment_summary
 from experiments.serializers import (
     WINDOW_HOURS_DEFAULT,
@@ -19,6 +19,7 @@ from experiments.serializers import (
     window_hours_parse,
 )
 from registry.services import serving_state_switch
+from registry.state import ALL
 
 
 def _percent(value: float | None) -> str:
@@ -62,14 +63,14 @@ class Command(BaseCommand):
 
     def _apply(self, summary: dict[str, Any]) -> dict[str, Any] | None:
         serving, decision = summary["serving"], summary["decision"]
-        if decision not in (SHIP, ROLLBACK) or not serving or not serving["treatment"]:
+        if decision not in (SHIP, ROLLBACK) or not serving or not serving[TREATMENT]:
             return None
         stats = summary["stats"]
         reason = (
             f"experiment_summary {summary['window']['hours']}h: {decision} "
             f"(lift {stats['relativeLift']}, p {stats['pValue']}; {', '.join(summary['reasons'])})"
         )
-        version, target = (serving["treatment"], "all") if decision == SHIP else (serving["control"], "treatment")
+        version, target = (serving[TREATMENT], ALL) if decision == SHIP else (serving[CONTROL], TREATMENT)
         try:
             state = serving_state_switch(version=version, target=target, actor=command_actor(None), reason=reason)
         except ApplicationError as exc:
@@ -81,7 +82,7 @@ class Command(BaseCommand):
         window = summary["window"]
         write(f"Experiment {summary['experiment']}: {window['start']} .. {window['end']} ({window['hours']} h)")
         write(f"{'variant':<10} {'exposed':>9} {'converted':>10} {'rate':>8}  versions")
-        for name in ("control", "treatment"):
+        for name in VARIANTS:
             v = summary["variants"][name]
             versions = ", ".join(f"{x['version']} {x['share']:.0%}" for x in v["versions"]) or "-"
             rate = _percent(v["conversionRate"])

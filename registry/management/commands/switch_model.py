@@ -8,6 +8,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from common.commands import command_actor
 from common.errors import DATABASE_ERRORS
 from core.errors import ApplicationError
+from core.variants import CONTROL, TREATMENT
 from registry.services import serving_state_switch
 from registry.state import TARGETS
 
@@ -38,8 +39,8 @@ class Command(BaseCommand):
             raise CommandError(f"switch failed (database_unavailable): {type(exc).__name__}") from exc
         summary = {
             "revision": state.revision,
-            "control": state.control_version,
-            "treatment": state.treatment_version,
+            CONTROL: state.control_version,
+            TREATMENT: state.treatment_version,
             "treatmentShare": state.treatment_share,
         }
         if options["json"]:
