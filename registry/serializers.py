@@ -71,9 +71,11 @@ class RollbackInputSerializer(serializers.Serializer):
 
 
 class ServingSideSerializer(serializers.Serializer):
+    """What the variants served before or after a change; all null before the first one."""
+
     control = serializers.CharField(allow_null=True, required=False)
     treatment = serializers.CharField(allow_null=True, required=False)
-    treatmentShare = serializers.FloatField(required=False)
+    treatmentShare = serializers.FloatField(allow_null=True, required=False)
 
 
 # "from" is a Python keyword: the fields are given as a mapping.
