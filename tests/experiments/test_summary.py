@@ -120,3 +120,14 @@ def test_the_admin_shows_the_summary_with_a_chart(served: None, staff_client: An
     assert "control: 30.00%" in html and "treatment: 45.00%" in html
     assert html.count("<rect") == 2
     assert APIClient().get("/admin/ui/experiment-summary/").status_code == 302  # staff login required
+
+
+@pytest.mark.parametrize("hours", ["abc", "0", "721"])
+def test_the_admin_says_when_the_window_is_invalid_instead_of_showing_another(
+    serving_env: Path, staff_client: Any, hours: str
+) -> None:
+    page = staff_client.get(f"/admin/ui/experiment-summary/?windowHours={hours}")
+    assert page.status_code == 400
+    html = page.content.decode()
+    assert "windowHours must be an integer from 1 to 720." in html
+    assert '<svg id="conversion-chart"' not in html

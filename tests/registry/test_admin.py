@@ -120,3 +120,14 @@ def test_rollback_from_the_serving_state_page(staff_client: Client, served_versi
     assert staff_client.post("/admin/ui/registry/servingstate/", form).status_code == 302
     assert ServingState.objects.get().treatment_version is None
     assert ServingStateChange.objects.get(revision=3).action == "rollback"
+
+
+def test_a_reason_over_the_limit_is_refused_on_the_page_not_cut_short(
+    staff_client: Client, served_versions: None
+) -> None:
+    pk = ModelVersion.objects.get(version="v1.2.0").pk
+    form = {"action": "serve_as_treatment", "_selected_action": [str(pk)], "confirm": "yes", "reason": "x" * 501}
+    page = staff_client.post("/admin/ui/registry/modelversion/", form, follow=True).content.decode()
+    assert "reason must be a string of at most 500 characters" in page
+    assert ServingState.objects.get().treatment_version == "v1.1.0"
+    assert ServingStateChange.objects.count() == 2

@@ -232,3 +232,19 @@ def test_operators_can_switch_and_roll_back_from_the_command_line(versions: Path
     assert out.getvalue().strip() == "revision 4: control v1.0.0, treatment v1.1.0"
     with pytest.raises(CommandError, match=r"switch refused \(version_not_found\)"):
         call_command("switch_model", "v7.0.0", "--target", "control", stdout=StringIO())
+
+
+def test_one_reason_rule_for_the_api_and_the_commands(versions: Path, admin: APIClient) -> None:
+    too_long = "x" * 501
+    body = {"version": "v1.2.0", "target": "treatment", "reason": too_long}
+    response = admin.post("/admin/switch-model", body, format="json")
+    assert (response.status_code, response.json()["error"]) == (400, "validation_error")
+    rollback = admin.post("/admin/rollback", {"target": "treatment", "reason": too_long}, format="json")
+    assert (rollback.status_code, rollback.json()["error"]) == (400, "validation_error")
+    with pytest.raises(CommandError, match="reason must be a string of at most 500 characters"):
+        call_command("switch_model", "v1.2.0", "--target", "treatment", "--reason", too_long, stdout=StringIO())
+    with pytest.raises(CommandError, match="reason must be a string of at most 500 characters"):
+        call_command("rollback", "--target", "treatment", "--reason", too_long, stdout=StringIO())
+    assert ServingStateChange.objects.count() == 2
+    accepted = admin.post("/admin/switch-model", {**body, "reason": "x" * 500}, format="json")
+    assert accepted.status_code == 200
