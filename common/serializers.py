@@ -1,8 +1,12 @@
 """Serializer fields every app's API shares."""
 
+from collections.abc import Mapping
 from datetime import datetime
+from typing import Any
 
 from rest_framework import serializers
+
+from core.errors import ApplicationError
 
 
 class IsoDateTimeField(serializers.DateTimeField):
@@ -10,3 +14,12 @@ class IsoDateTimeField(serializers.DateTimeField):
 
     def to_representation(self, value: datetime) -> str:
         return value.isoformat()
+
+
+def query_parse(serializer: type[serializers.Serializer], data: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated values of a query (or a command's arguments); its first refusal is the error's message."""
+    query = serializer(data=data)
+    if not query.is_valid():
+        first = next(iter(query.errors.values()))[0]
+        raise ApplicationError("validation_error", str(first), details={"fields": query.errors})
+    return dict(query.validated_data)

@@ -5,8 +5,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from common.serializers import IsoDateTimeField
-from core.errors import ApplicationError
+from common.serializers import IsoDateTimeField, query_parse
 from core.statistics import KEEP_RUNNING, ROLLBACK, SHIP
 from experiments.selectors import ExperimentSummary
 
@@ -30,10 +29,7 @@ class SummaryQuerySerializer(serializers.Serializer):
 
 def window_hours_parse(raw: object) -> int:
     """The window in hours from a query parameter or a command argument; ApplicationError when it is not valid."""
-    query = SummaryQuerySerializer(data={} if raw is None else {"windowHours": raw})
-    if not query.is_valid():
-        raise ApplicationError("validation_error", _WINDOW_HOURS_ERROR, details={"fields": query.errors})
-    hours: int = query.validated_data["windowHours"]
+    hours: int = query_parse(SummaryQuerySerializer, {} if raw is None else {"windowHours": raw})["windowHours"]
     return hours
 
 

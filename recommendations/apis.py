@@ -86,12 +86,11 @@ class EventIngestApi(APIView):
                 details={"batchSize": len(raws), "limit": limit},
             )
         result = raw_event_ingest(raws=raws)
-        rejected = [rejection.as_dict() for rejection in result.rejected]
+        body = EventIngestOutputSerializer(result).data
         if result.stored == 0:
             message = "The event is invalid." if len(raws) == 1 else "No event in the batch is valid."
-            raise ApplicationError("validation_error", message, details={"stored": 0, "rejected": rejected})
-        status = 201 if not rejected else 200
-        return Response({"stored": result.stored, "rejected": rejected}, status=status)
+            raise ApplicationError("validation_error", message, details=body)
+        return Response(body, status=201 if not result.rejected else 200)
 
 
 class RecommendationApi(APIView):

@@ -47,9 +47,6 @@ class EventRejection:
     index: int
     errors: dict[str, str]
 
-    def as_dict(self) -> dict[str, Any]:
-        return {"index": self.index, "errors": self.errors}
-
 
 def _check_id(value: object, name: str, errors: dict[str, str]) -> str | None:
     if not isinstance(value, str):

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 
 from common.auth import AdminApiKey
 from common.schema import admin_error_responses
+from common.serializers import query_parse
 from core.errors import ApplicationError
 from registry.selectors import model_version_page, serving_history_page, serving_state_current
 from registry.serializers import (
@@ -31,11 +32,9 @@ ACTOR_HEADER = OpenApiParameter(
 )
 
 
-def _page_limit(request: Request, default: int = 20) -> int:
-    raw = request.query_params.get("limit", str(default))
-    if not raw.isdigit() or not 1 <= int(raw) <= 100:
-        raise ApplicationError("validation_error", "limit must be an integer from 1 to 100.", details={"limit": raw})
-    return int(raw)
+def _page_limit(request: Request) -> int:
+    limit: int = query_parse(PageQuerySerializer, request.query_params)["limit"]
+    return limit
 
 
 def _actor(request: Request) -> str:

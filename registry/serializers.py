@@ -10,8 +10,19 @@ from registry.state import REASON_MAX_LENGTH, TARGETS
 ACTOR_HELP = "Who asks (X-Actor header): an operator's name or a pipeline's id; recorded in the history."
 
 
+PAGE_LIMIT_MAX = 100
+_PAGE_LIMIT_ERROR = f"limit must be an integer from 1 to {PAGE_LIMIT_MAX}."
+
+
 class PageQuerySerializer(serializers.Serializer):
-    limit = serializers.IntegerField(min_value=1, max_value=100, default=20, required=False, help_text="Page size.")
+    limit = serializers.IntegerField(
+        min_value=1,
+        max_value=PAGE_LIMIT_MAX,
+        default=20,
+        required=False,
+        help_text="Page size.",
+        error_messages=dict.fromkeys(("invalid", "min_value", "max_value", "max_string_length"), _PAGE_LIMIT_ERROR),
+    )
     cursor = serializers.CharField(required=False, help_text="`nextCursor` of the previous page.")
 
 
