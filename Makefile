@@ -64,6 +64,7 @@ bench: install-dev
 	$(PY) tests/benchmarks/bench_training.py
 	$(PY) tests/benchmarks/bench_serving.py
 	$(PY) tests/benchmarks/bench_summary.py
+	$(PY) tests/benchmarks/bench_experiments.py
 
 ## make schema: regenerate docs/openapi.yaml from the code (a test fails while the two differ).
 schema: install-dev

@@ -3,10 +3,16 @@
 from typing import Any
 
 from drf_spectacular.openapi import AutoSchema
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
-from common.auth import AdminApiKey
+from common.auth import ACTOR, AdminApiKey, AdminApiKeyForWrites
+
+ACTOR_HELP = "Who asks (X-Actor header): an operator's name or a pipeline's id; recorded in the history."
+ACTOR_HEADER = OpenApiParameter(
+    "X-Actor", OpenApiTypes.STR, OpenApiParameter.HEADER, description=ACTOR_HELP, pattern=ACTOR.pattern
+)
 
 _MEANINGS = {
     400: "The input is invalid; `details` says which field and why.",
@@ -38,6 +44,8 @@ class ProjectAutoSchema(AutoSchema):
         stated: list[dict[str, list[str]]] | None = getattr(self.view, "openapi_security", None)
         if stated is not None:
             return stated
+        if AdminApiKeyForWrites in self.view.permission_classes:
+            return [] if self.method in ("GET", "HEAD", "OPTIONS") else [{"AdminApiKey": []}]
         if AdminApiKey in self.view.permission_classes:
             return [{"AdminApiKey": []}]
         return []

@@ -23,3 +23,17 @@ def query_parse(serializer: type[serializers.Serializer], data: Mapping[str, Any
         first = next(iter(query.errors.values()))[0]
         raise ApplicationError("validation_error", str(first), details={"fields": query.errors})
     return dict(query.validated_data)
+
+
+def body_parse(serializer: type[serializers.Serializer], data: object, *, partial: bool = False) -> dict[str, Any]:
+    """Validated values of a JSON body: a JSON object with only the serializer's fields (by their API names)."""
+    if not isinstance(data, Mapping):
+        raise ApplicationError("validation_error", "The body must be a JSON object.")
+    unknown = sorted(set(data) - set(serializer().fields))
+    if unknown:
+        raise ApplicationError("validation_error", "Unknown fields.", details={"fields": unknown})
+    body = serializer(data=data, partial=partial)
+    if not body.is_valid():
+        first = next(iter(body.errors.values()))[0]
+        raise ApplicationError("validation_error", str(first), details={"fields": body.errors})
+    return dict(body.validated_data)

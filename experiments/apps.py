@@ -1,4 +1,4 @@
-"""Experiments: variant assignment, experiment statistics and the summary."""
+"""Experiments: experiment records and phases, variant statistics, the summary and its decision."""
 
 from django.apps import AppConfig
 
@@ -6,3 +6,10 @@ from django.apps import AppConfig
 class ExperimentsConfig(AppConfig):
     name = "experiments"
     verbose_name = "Experiments"
+
+    def ready(self) -> None:
+        from experiments.services import serving_change_observe
+        from registry.services import serving_change_listener_register
+
+        # A plain switch or rollback while an experiment runs changes the experiment too, in the same transaction.
+        serving_change_listener_register(serving_change_observe)

@@ -1,25 +1,35 @@
 """Reads for experiments: the exposure and conversion streams of a window, and the summary built from them."""
 
 import heapq
+import math
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+from bson.codec_options import CodecOptions
 from django.conf import settings
 
 from core.errors import ApplicationError
 from core.statistics import Arm, Result, Settings, analyse, rate_interval
 from core.variants import DEFAULT_EXPERIMENT
 from experiments.exposures import CONVERSION, EXPOSURE, Event, ExposureCounts, VariantCounts, count_exposures, merged
+from experiments.models import Experiment, ExperimentStatus
+from experiments.state import ExperimentInfo, Phase, experiment_info
 from recommendations.selectors import raw_event_collection
 from registry.selectors import serving_state_current
 from registry.state import ServingStateInfo
 
-EXPERIMENTS = (DEFAULT_EXPERIMENT,)
+# The serving slots: /experiments/<slot>/summary reads the experiment running on it (or a window of hours).
+SLOTS = (DEFAULT_EXPERIMENT,)
+DAY = timedelta(days=1)
+# The slot's summary when no experiment runs on it.
+DEFAULT_WINDOW_HOURS = 24
 # Documents per cursor batch: small enough that what is read ahead stays a few MB whatever the window holds.
 BATCH = 2_000
 SLICE = timedelta(hours=1)
+# Event times as aware UTC datetimes, comparable with the phases' times.
+TZ_AWARE: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
 
 
 def _time_slices(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
@@ -38,16 +48,29 @@ def _sorted_by_time(query: dict[str, Any], projection: dict[str, int], start: da
     for low, high in _time_slices(start, end):
         yield from (
             raw_event_collection()
+            .with_options(codec_options=TZ_AWARE)
             .find({**query, "ts": {"$gte": low, "$lt": high}}, projection=projection, batch_size=BATCH)
             .sort("ts", 1)
             .allow_disk_use(True)
         )
 
 
-def exposure_stream(*, start: datetime, end: datetime) -> Iterator[Event]:
-    """`recommend` events in [start, end), oldest first, with only the fields the summary needs."""
-    projection = {"_id": 0, "userId": 1, "ts": 1, "payload.variant": 1, "payload.modelVersion": 1, "payload.items": 1}
-    for doc in _sorted_by_time({"type": "recommend"}, projection, start, end):
+def exposure_stream(*, start: datetime, end: datetime, experiment: str | None = None) -> Iterator[Event]:
+    """`recommend` events in [start, end) (only those tagged with `experiment` when given), oldest first, with only
+    the fields the summary needs."""
+    query: dict[str, Any] = {"type": "recommend"}
+    if experiment is not None:
+        query["payload.experiment"] = experiment
+    projection = {
+        "_id": 0,
+        "userId": 1,
+        "ts": 1,
+        "payload.variant": 1,
+        "payload.modelVersion": 1,
+        "payload.items": 1,
+        "payload.phase": 1,
+    }
+    for doc in _sorted_by_time(query, projection, start, end):
         payload = doc.get("payload") or {}
         yield Event(
             ts=doc["ts"],
@@ -56,6 +79,7 @@ def exposure_stream(*, start: datetime, end: datetime) -> Iterator[Event]:
             variant=str(payload.get("variant", "")),
             model_version=str(payload.get("modelVersion", "")),
             items=frozenset(payload.get("items") or ()),
+            phase=int(payload.get("phase") or 0),
         )
 
 
@@ -74,12 +98,32 @@ def conversion_stream(*, start: datetime, end: datetime, types: list[str]) -> It
 
 
 def window_counts(*, start: datetime, end: datetime) -> ExposureCounts:
-    """Exposed and converted users per variant for exposures in [start, end)."""
+    """Exposed and converted users per variant for exposures in [start, end), tagged or not."""
     window = timedelta(minutes=settings.CONVERSION_WINDOW_MINUTES)
     exposures = exposure_stream(start=start, end=end)
     # A conversion may come up to one conversion window after the last exposure of the window.
     conversions = conversion_stream(start=start, end=end + window, types=list(settings.CONVERSION_EVENT_TYPES))
     return count_exposures(merged(exposures, conversions), window=window)
+
+
+def experiment_get(*, key: str) -> ExperimentInfo:
+    record = Experiment.objects.filter(key=key).first()
+    if record is None:
+        raise ApplicationError("experiment_not_found", f"No experiment with key {key!r}.", status=404)
+    return experiment_info(record)
+
+
+def experiment_running(*, slot: str = DEFAULT_EXPERIMENT) -> ExperimentInfo | None:
+    record = Experiment.objects.filter(slot=slot, status=ExperimentStatus.RUNNING).first()
+    return experiment_info(record) if record else None
+
+
+def experiment_list(*, status: str | None = None, limit: int = 100) -> list[ExperimentInfo]:
+    """Experiments newest first, optionally of one status."""
+    query = Experiment.objects.order_by("-created_at")
+    if status is not None:
+        query = query.filter(status=status)
+    return [experiment_info(record) for record in query[:limit]]
 
 
 @dataclass(frozen=True)
@@ -106,13 +150,31 @@ class VariantSummary:
 
 
 @dataclass(frozen=True)
+class CumulativePoint:
+    """The difference and its interval as they stood at the end of a day of the phase (the last point: now)."""
+
+    day: int
+    at: datetime
+    control_users: int
+    treatment_users: int
+    difference: float | None
+    ci_lower: float | None
+    ci_upper: float | None
+    decision: str
+
+
+@dataclass(frozen=True)
 class ExperimentSummary:
-    """What the summary says; ExperimentSummarySerializer shapes it for the API, the web admin and the command."""
+    """What the summary says; ExperimentSummarySerializer shapes it for the API, the web admin and the command.
+
+    Either an experiment's phase (`phase` set, `hours` None) or an ad-hoc window of hours over every exposure.
+    """
 
     experiment: str
+    slot: str
     start: datetime
     end: datetime
-    hours: int
+    hours: int | None
     conversion_window_minutes: int
     conversion_event_types: list[str]
     treatment_share: float
@@ -121,6 +183,10 @@ class ExperimentSummary:
     users_in_both: int
     stats: Result
     serving: ServingStateInfo | None
+    phase: Phase | None = None
+    status: str | None = None
+    users_from_earlier_phases: int = 0
+    cumulative: list[CumulativePoint] = field(default_factory=list)
 
 
 def _variant_summary(counts: VariantCounts, alpha: float) -> VariantSummary:
@@ -139,10 +205,21 @@ def _variant_summary(counts: VariantCounts, alpha: float) -> VariantSummary:
     )
 
 
+def _arms(counts: ExposureCounts) -> tuple[Arm, Arm]:
+    return (
+        Arm(counts.control.exposed_users, counts.control.converted_users),
+        Arm(counts.treatment.exposed_users, counts.treatment.converted_users),
+    )
+
+
 def experiment_summary(*, experiment: str, hours: int, now: datetime, alpha: float | None = None) -> ExperimentSummary:
-    """The summary of the last `hours` hours: counts per variant, statistics, decision and reasons."""
-    if experiment not in EXPERIMENTS:
-        raise ApplicationError("experiment_not_found", f"No experiment named {experiment!r}.", status=404)
+    """The ad-hoc summary of the last `hours` hours on a slot, over every exposure (tagged or not).
+
+    For exploration: users exposed under different shares or versions are added together, so decisions use the
+    phase summary instead.
+    """
+    if experiment not in SLOTS:
+        raise ApplicationError("experiment_not_found", f"No serving slot named {experiment!r}.", status=404)
     start = now - timedelta(hours=hours)
     counts = window_counts(start=start, end=now)
     state = serving_state_current(experiment=experiment)
@@ -153,13 +230,9 @@ def experiment_summary(*, experiment: str, hours: int, now: datetime, alpha: flo
         power=settings.EXPERIMENT_POWER,
         treatment_share=share,
     )
-    result = analyse(
-        Arm(counts.control.exposed_users, counts.control.converted_users),
-        Arm(counts.treatment.exposed_users, counts.treatment.converted_users),
-        config,
-    )
     return ExperimentSummary(
         experiment=experiment,
+        slot=experiment,
         start=start,
         end=now,
         hours=hours,
@@ -169,6 +242,102 @@ def experiment_summary(*, experiment: str, hours: int, now: datetime, alpha: flo
         control=_variant_summary(counts.control, config.alpha),
         treatment=_variant_summary(counts.treatment, config.alpha),
         users_in_both=counts.users_in_both,
-        stats=result,
+        stats=analyse(*_arms(counts), config),
         serving=state,
     )
+
+
+def _look(start: datetime, end: datetime) -> int:
+    """The daily look this is: 1 during the phase's first day, 2 during its second, ..."""
+    return max(1, math.ceil((end - start) / DAY))
+
+
+def experiment_phase_summary(
+    *, info: ExperimentInfo, now: datetime, phase_id: int | None = None, alpha: float | None = None
+) -> ExperimentSummary:
+    """An experiment's summary over one phase (the current one by default), from the phase's start.
+
+    Only exposures tagged with the phase count, and users first exposed in an earlier phase are left out; the
+    sample-ratio check uses the phase's own share. `cumulative` has the difference and its interval at the end of
+    each day of the phase, as a daily look would have seen them.
+    """
+    if not info.phases:
+        raise ApplicationError("experiment_not_started", f"Experiment {info.key} has not started.", status=409)
+    phase = info.current_phase if phase_id is None else next((p for p in info.phases if p.id == phase_id), None)
+    if phase is None:
+        raise ApplicationError("phase_not_found", f"Experiment {info.key} has no phase {phase_id}.", status=404)
+    start, end = phase.started_at, min(phase.ended_at or now, now)
+    minutes = int(info.primary_metric.get("windowMinutes", settings.CONVERSION_WINDOW_MINUTES))
+    types = list(info.primary_metric.get("eventTypes", settings.CONVERSION_EVENT_TYPES))
+    window = timedelta(minutes=minutes)
+    days = [start + DAY * k for k in range(1, _look(start, end))]
+    counts = count_exposures(
+        merged(
+            # From the experiment's start: who was exposed in an earlier phase is known before this one begins.
+            exposure_stream(start=info.phases[0].started_at, end=end, experiment=info.key),
+            conversion_stream(start=start, end=min(end + window, now), types=types),
+        ),
+        window=window,
+        phase=phase.id,
+        checkpoints=days,
+    )
+    config = info.settings(treatment_share=phase.treatment_share)
+    if alpha is not None:
+        config = replace(config, alpha=alpha)
+    stats = analyse(*_arms(counts), config, look=_look(start, end))
+    cumulative = [
+        _point(day, point.at, Arm(*point.control), Arm(*point.treatment), config)
+        for day, point in enumerate(counts.cumulative, start=1)
+    ]
+    control, treatment = _arms(counts)
+    cumulative.append(_point(_look(start, end), end, control, treatment, config, stats))
+    return ExperimentSummary(
+        experiment=info.key,
+        slot=info.slot,
+        start=start,
+        end=end,
+        hours=None,
+        conversion_window_minutes=minutes,
+        conversion_event_types=types,
+        treatment_share=phase.treatment_share,
+        control=_variant_summary(counts.control, config.alpha),
+        treatment=_variant_summary(counts.treatment, config.alpha),
+        users_in_both=counts.users_in_both,
+        stats=stats,
+        serving=serving_state_current(experiment=info.slot),
+        phase=phase,
+        status=info.status,
+        users_from_earlier_phases=counts.users_from_earlier_phases,
+        cumulative=cumulative,
+    )
+
+
+def _point(
+    day: int, at: datetime, control: Arm, treatment: Arm, config: Settings, stats: Result | None = None
+) -> CumulativePoint:
+    result = stats or analyse(control, treatment, config, look=day)
+    return CumulativePoint(
+        day=day,
+        at=at,
+        control_users=control.exposed,
+        treatment_users=treatment.exposed,
+        difference=result.difference,
+        ci_lower=result.ci_lower,
+        ci_upper=result.ci_upper,
+        decision=result.decision,
+    )
+
+
+def summary_read(*, key: str, hours: int | None, phase_id: int | None, now: datetime) -> ExperimentSummary:
+    """The summary the API, the web admin and the command show for `key`.
+
+    An experiment's key: its current phase (or `phase_id`). The slot's name: the experiment running on it, or the
+    last 24 hours when none runs. `hours`: an ad-hoc window of hours on the slot, for exploration.
+    """
+    if hours is not None:
+        slot = key if key in SLOTS else experiment_get(key=key).slot
+        return experiment_summary(experiment=slot, hours=hours, now=now)
+    info = experiment_running(slot=key) if key in SLOTS else experiment_get(key=key)
+    if info is None:
+        return experiment_summary(experiment=key, hours=DEFAULT_WINDOW_HOURS, now=now)
+    return experiment_phase_summary(info=info, now=now, phase_id=phase_id)

@@ -1,42 +1,52 @@
 """The experiment summary's query and shape: they validate the window and render the summary for the API, the web
 admin and `manage.py experiment_summary`, and document both in the OpenAPI schema."""
 
+from collections.abc import Mapping
 from typing import Any
 
 from rest_framework import serializers
 
 from common.serializers import IsoDateTimeField, query_parse
 from core.statistics import KEEP_RUNNING, ROLLBACK, SHIP
+from experiments.models import DecisionRule, ExperimentResult, ExperimentStatus
 from experiments.selectors import ExperimentSummary
+from experiments.state import ExperimentInfo
+from registry.state import REASON_MAX_LENGTH
 
 WINDOW_HOURS_MAX = 720
-WINDOW_HOURS_DEFAULT = 24
 _WINDOW_HOURS_ERROR = f"windowHours must be an integer from 1 to {WINDOW_HOURS_MAX}."
 
 
 class SummaryQuerySerializer(serializers.Serializer):
-    """The summary's window: one rule for the API, the web admin and `manage.py experiment_summary`."""
+    """What a summary reads: one rule for the API, the web admin and `manage.py experiment_summary`."""
 
     windowHours = serializers.IntegerField(
         min_value=1,
         max_value=WINDOW_HOURS_MAX,
-        default=WINDOW_HOURS_DEFAULT,
         required=False,
-        help_text="The last this many hours.",
+        help_text="An ad-hoc window of the last this many hours, over every exposure (for exploration; "
+        "decisions use the phase).",
         error_messages=dict.fromkeys(("invalid", "min_value", "max_value", "max_string_length"), _WINDOW_HOURS_ERROR),
+    )
+    phase = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="The phase to summarise (default: the current one).",
+        error_messages=dict.fromkeys(("invalid", "min_value", "max_string_length"), "phase must be an integer >= 1."),
     )
 
 
-def window_hours_parse(raw: object) -> int:
-    """The window in hours from a query parameter or a command argument; ApplicationError when it is not valid."""
-    hours: int = query_parse(SummaryQuerySerializer, {} if raw is None else {"windowHours": raw})["windowHours"]
-    return hours
+def summary_query_parse(raw: Mapping[str, Any]) -> tuple[int | None, int | None]:
+    """(window hours, phase) from a query or a command's options; ApplicationError when one is not valid."""
+    given = {name: raw[name] for name in ("windowHours", "phase") if raw.get(name) is not None}
+    query = query_parse(SummaryQuerySerializer, given)
+    return query.get("windowHours"), query.get("phase")
 
 
 class WindowSerializer(serializers.Serializer):
     start = IsoDateTimeField()
     end = IsoDateTimeField()
-    hours = serializers.IntegerField()
+    hours = serializers.IntegerField(allow_null=True, help_text="The ad-hoc window's hours; null for a phase.")
 
 
 class ConversionRuleSerializer(serializers.Serializer):
@@ -82,11 +92,18 @@ class SrmSerializer(serializers.Serializer):
 
 
 class StatsSerializer(serializers.Serializer):
+    rule = serializers.CharField(help_text="sequential (valid at any look), group_sequential or fixed_horizon.")
+    validAtAnyLook = serializers.BooleanField(source="valid_at_any_look")
+    look = serializers.IntegerField(allow_null=True, help_text="The daily look of the phase this is.")
     difference = serializers.FloatField(allow_null=True)
     relativeLift = serializers.FloatField(source="relative_lift", allow_null=True)
     ci = DifferenceIntervalSerializer(source="*")
     z = serializers.FloatField(allow_null=True)
-    pValue = serializers.FloatField(source="p_value", allow_null=True)
+    pValue = serializers.FloatField(
+        source="p_value", allow_null=True, help_text="The rule's p-value: always-valid for the sequential rule."
+    )
+    fixedHorizonPValue = serializers.FloatField(source="fixed_horizon_p_value", allow_null=True)
+    criticalZ = serializers.FloatField(source="critical_z", allow_null=True)
     alpha = serializers.FloatField()
     srm = SrmSerializer(source="*")
     minSamplePerVariant = serializers.IntegerField(source="min_sample_per_variant", allow_null=True)
@@ -98,8 +115,41 @@ class ServingVersionsSerializer(serializers.Serializer):
     treatment = serializers.CharField(source="treatment_version", allow_null=True)
 
 
+class PhaseSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    startedAt = IsoDateTimeField(source="started_at")
+    endedAt = IsoDateTimeField(source="ended_at", allow_null=True)
+    controlVersion = serializers.CharField(source="control_version")
+    treatmentVersion = serializers.CharField(source="treatment_version", allow_null=True)
+    treatmentShare = serializers.FloatField(source="treatment_share")
+    salt = serializers.CharField()
+    revision = serializers.IntegerField(help_text="The serving-state revision that started it.")
+    reason = serializers.CharField(allow_blank=True)
+    actor = serializers.CharField()
+
+
+class CumulativePointSerializer(serializers.Serializer):
+    day = serializers.IntegerField()
+    at = IsoDateTimeField()
+    controlUsers = serializers.IntegerField(source="control_users")
+    treatmentUsers = serializers.IntegerField(source="treatment_users")
+    difference = serializers.FloatField(allow_null=True)
+    ciLower = serializers.FloatField(source="ci_lower", allow_null=True)
+    ciUpper = serializers.FloatField(source="ci_upper", allow_null=True)
+    decision = serializers.CharField()
+
+
 class ExperimentSummarySerializer(serializers.Serializer):
-    experiment = serializers.CharField()
+    experiment = serializers.CharField(help_text="The experiment's key, or the slot for an ad-hoc window.")
+    slot = serializers.CharField()
+    status = serializers.CharField(allow_null=True)
+    phase = PhaseSerializer(allow_null=True, help_text="The phase summarised; null for an ad-hoc window.")
+    usersFromEarlierPhases = serializers.IntegerField(
+        source="users_from_earlier_phases", help_text="Users first exposed in an earlier phase: not counted."
+    )
+    cumulative = CumulativePointSerializer(
+        many=True, help_text="The difference and its interval at the end of each day of the phase."
+    )
     window = WindowSerializer(source="*")
     conversion = ConversionRuleSerializer(source="*")
     treatmentShare = serializers.FloatField(source="treatment_share")
@@ -119,3 +169,85 @@ def experiment_summary_data(summary: ExperimentSummary) -> dict[str, Any]:
     """The summary as the API, the web admin and the command all show it."""
     data: dict[str, Any] = ExperimentSummarySerializer(summary).data
     return data
+
+
+class ExperimentSerializer(serializers.Serializer):
+    key = serializers.CharField()
+    name = serializers.CharField()
+    hypothesis = serializers.CharField(allow_blank=True)
+    owner = serializers.CharField()
+    slot = serializers.CharField()
+    controlVersion = serializers.CharField(source="control_version")
+    treatmentVersion = serializers.CharField(source="treatment_version")
+    treatmentShare = serializers.FloatField(source="treatment_share")
+    salt = serializers.CharField()
+    primaryMetric = serializers.DictField(source="primary_metric")
+    rule = serializers.ChoiceField(choices=DecisionRule.choices)
+    alpha = serializers.FloatField()
+    relativeMde = serializers.FloatField(source="relative_mde")
+    power = serializers.FloatField()
+    nStar = serializers.IntegerField(source="n_star")
+    plannedDays = serializers.IntegerField(source="planned_days")
+    status = serializers.ChoiceField(choices=ExperimentStatus.choices)
+    result = serializers.ChoiceField(choices=ExperimentResult.choices, allow_null=True)
+    resultReasons = serializers.ListField(source="result_reasons", child=serializers.CharField())
+    stopReason = serializers.CharField(source="stop_reason", allow_blank=True)
+    createdAt = IsoDateTimeField(source="created_at")
+    startedAt = IsoDateTimeField(source="started_at", allow_null=True)
+    stoppedAt = IsoDateTimeField(source="stopped_at", allow_null=True)
+    stoppedBy = serializers.CharField(source="stopped_by", allow_blank=True)
+    phases = PhaseSerializer(many=True)
+
+
+class ExperimentListSerializer(serializers.Serializer):
+    experiments = ExperimentSerializer(many=True)
+
+
+def experiment_data(info: ExperimentInfo) -> dict[str, Any]:
+    data: dict[str, Any] = ExperimentSerializer(info).data
+    return data
+
+
+def _reason_field() -> serializers.CharField:
+    return serializers.CharField(max_length=REASON_MAX_LENGTH, required=False, allow_blank=True, default="")
+
+
+class ExperimentCreateSerializer(serializers.Serializer):
+    """A new draft. Types are checked here; ranges and formats by the experiment's own rules (as in the web admin)."""
+
+    key = serializers.CharField(help_text="Lower-case letters, digits and -; unique.")
+    name = serializers.CharField()
+    hypothesis = serializers.CharField(required=False, allow_blank=True)
+    controlVersion = serializers.CharField(source="control_version")
+    treatmentVersion = serializers.CharField(source="treatment_version")
+    treatmentShare = serializers.FloatField(source="treatment_share", required=False)
+    salt = serializers.CharField(required=False, allow_blank=True, help_text="Default: the key.")
+    rule = serializers.ChoiceField(choices=DecisionRule.choices, required=False)
+    alpha = serializers.FloatField(required=False)
+    relativeMde = serializers.FloatField(source="relative_mde", required=False)
+    power = serializers.FloatField(required=False)
+    nStar = serializers.IntegerField(source="n_star", required=False)
+    plannedDays = serializers.IntegerField(source="planned_days", required=False)
+
+
+class ExperimentChangeSerializer(ExperimentCreateSerializer):
+    """Changes to a draft (any field but the key), or to a running experiment (versions, share, salt: a new phase)."""
+
+    reason = _reason_field()
+
+    def get_fields(self) -> dict[str, serializers.Field]:
+        fields = super().get_fields()
+        del fields["key"]
+        return fields
+
+
+class ExperimentStartSerializer(serializers.Serializer):
+    reason = _reason_field()
+
+
+class ExperimentStopSerializer(serializers.Serializer):
+    result = serializers.ChoiceField(
+        choices=ExperimentResult.choices,
+        help_text="shipped: the treatment version becomes control; otherwise control stays. The share goes to 0.",
+    )
+    reason = _reason_field()

@@ -214,7 +214,6 @@ def _answer(request: HttpRequest, raw: dict[str, Any], *, from_query: bool, star
         limit=query.limit,
         request_id=request_id,
         snapshot=serving_runtime().snapshot,
-        salt=settings.EXPERIMENT_SALT,
         now=timezone.now(),
     )
     recommendations = [{"itemId": item, "score": rounded(score, 6)} for item, score in served.items]

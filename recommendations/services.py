@@ -137,18 +137,31 @@ class Served:
     items: list[tuple[str, float]]
     fallback_reason: str | None
     served_at: datetime
+    experiment: str | None = None
+    phase: int | None = None
 
 
 def recommendation_serve(
-    *, user_id: str, limit: int, request_id: str, snapshot: ServingSnapshot, salt: str, now: datetime
+    *, user_id: str, limit: int, request_id: str, snapshot: ServingSnapshot, now: datetime
 ) -> Served:
     """Assign the user's variant, score with that variant's model (control stands in when it cannot), and answer."""
     if snapshot.unavailable is not None or snapshot.control is None:
         raise ApplicationError("serving_unavailable", f"No model can serve: {snapshot.unavailable}.", status=503)
-    variant = variant_assign(user_id, treatment_share=snapshot.treatment_share, salt=salt)
+    variant = variant_assign(user_id, treatment_share=snapshot.treatment_share, salt=snapshot.salt)
     model, fallback = snapshot.model_for(variant)
     items = model.model.recommend(user_id, limit)
-    return Served(request_id, user_id, variant, model, snapshot.revision, items, fallback, now)
+    return Served(
+        request_id,
+        user_id,
+        variant,
+        model,
+        snapshot.revision,
+        items,
+        fallback,
+        now,
+        snapshot.experiment,
+        snapshot.phase,
+    )
 
 
 def rounded(value: float, places: int) -> float:
@@ -188,18 +201,24 @@ def prediction_records(
         "fallbackReason": served.fallback_reason,
         "createdAt": served.served_at,
     }
+    payload: dict[str, Any] = {
+        "requestId": served.request_id,
+        "variant": served.variant,
+        "modelVersion": served.model.version,
+        "items": [item for item, _ in served.items],
+    }
+    if served.experiment is not None:
+        # Which experiment and phase the user was exposed in: the phase summary counts by these, not by time.
+        tags = {"experiment": served.experiment, "phase": served.phase}
+        trace |= tags
+        payload |= tags
     exposure = {
         "_id": exposure_id(served.request_id),
         "type": "recommend",
         "userId": served.user_id,
         "itemId": None,
         "ts": served.served_at,
-        "payload": {
-            "requestId": served.request_id,
-            "variant": served.variant,
-            "modelVersion": served.model.version,
-            "items": [item for item, _ in served.items],
-        },
+        "payload": payload,
         "receivedAt": served.served_at,
     }
     return trace, exposure

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from core.assignment import DEFAULT_SALT
 from core.variants import TREATMENT
 from registry.loading import LoadedModel
 from registry.state import ServingStateInfo
@@ -30,6 +31,10 @@ class ServingSnapshot:
     # Why nothing can be served, if so.
     unavailable: str | None
     loaded_at: datetime | None = None
+    # The assignment salt, and the running experiment and phase its exposures are tagged with.
+    salt: str = DEFAULT_SALT
+    experiment: str | None = None
+    phase: int | None = None
 
     def model_for(self, variant: str) -> tuple[LoadedModel, str | None]:
         """The model that serves `variant`, and the fallback reason when it is control standing in."""
@@ -159,7 +164,16 @@ class ServingRuntime:
                 self._on_error("model_load")
                 logger.error("treatment version %s cannot be loaded: %s", state.treatment_version, _describe(exc))
         return ServingSnapshot(
-            state.revision, state.treatment_share, control, treatment, fallback, None, loaded_at=self._clock()
+            state.revision,
+            state.treatment_share,
+            control,
+            treatment,
+            fallback,
+            None,
+            loaded_at=self._clock(),
+            salt=state.salt,
+            experiment=state.running_experiment,
+            phase=state.phase,
         )
 
 

@@ -1,21 +1,18 @@
 """The admin API: model versions, switching, rollback and the serving history (X-API-Key required)."""
 
-import re
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.auth import AdminApiKey
-from common.schema import admin_error_responses
+from common.auth import AdminApiKey, request_actor
+from common.schema import ACTOR_HEADER, admin_error_responses
 from common.serializers import query_parse
 from core.errors import ApplicationError
 from registry.selectors import model_version_page, serving_history_page, serving_state_current
 from registry.serializers import (
-    ACTOR_HELP,
     ModelListOutputSerializer,
     PageQuerySerializer,
     RollbackInputSerializer,
@@ -26,25 +23,10 @@ from registry.serializers import (
 from registry.services import serving_state_rollback, serving_state_switch
 from registry.versions import version_key
 
-ACTOR = re.compile(r"^[A-Za-z0-9][A-Za-z0-9 ._@:-]{0,149}$")
-ACTOR_HEADER = OpenApiParameter(
-    "X-Actor", OpenApiTypes.STR, OpenApiParameter.HEADER, description=ACTOR_HELP, pattern=ACTOR.pattern
-)
-
 
 def _page_limit(request: Request) -> int:
     limit: int = query_parse(PageQuerySerializer, request.query_params)["limit"]
     return limit
-
-
-def _actor(request: Request) -> str:
-    """Who asked: the X-Actor header when given (an operator's name, a pipeline's id), else "admin-api"."""
-    given = request.META.get("HTTP_X_ACTOR")
-    if given is None:
-        return "admin-api"
-    if not ACTOR.match(given):
-        raise ApplicationError("validation_error", "X-Actor must be 1-150 letters, digits, spaces and . _ @ : -.")
-    return str(given)
 
 
 def _body(request: Request, allowed: set[str]) -> dict[str, Any]:
@@ -103,7 +85,7 @@ class AdminSwitchModelApi(APIView):
         state = serving_state_switch(
             version=version,
             target=target,
-            actor=_actor(request),
+            actor=request_actor(request),
             reason=body.get("reason", ""),
             treatment_share=float(share) if share is not None else None,
         )
@@ -128,7 +110,7 @@ class AdminRollbackApi(APIView):
         target = body.get("target")
         if not isinstance(target, str):
             raise ApplicationError("validation_error", "target is required: control or treatment.")
-        state = serving_state_rollback(target=target, actor=_actor(request), reason=body.get("reason", ""))
+        state = serving_state_rollback(target=target, actor=request_actor(request), reason=body.get("reason", ""))
         return Response(ServingOutputSerializer({"serving": state}).data)
 
 

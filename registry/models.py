@@ -55,6 +55,14 @@ class ServingState(models.Model):
     revision = models.PositiveIntegerField(default=1)
     updated_at = models.DateTimeField(db_column="updatedAt")
     updated_by = models.CharField(max_length=150, db_column="updatedBy")
+    # The assignment salt; "" means the EXPERIMENT_SALT setting. An experiment sets its own, so its split is
+    # independent of the experiments before it.
+    salt = models.CharField(max_length=64, blank=True, default="")
+    # The experiment running on this slot and its phase, stamped on every exposure served under this state.
+    running_experiment = models.CharField(  # noqa: DJ001
+        max_length=64, null=True, blank=True, default=None, db_column="runningExperiment"
+    )
+    phase = models.PositiveIntegerField(null=True, blank=True, default=None)
 
     class Meta:
         db_table = "model_serving_state"

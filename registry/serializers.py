@@ -7,9 +7,6 @@ from common.serializers import IsoDateTimeField
 from core.variants import VARIANTS
 from registry.state import REASON_MAX_LENGTH, TARGETS
 
-ACTOR_HELP = "Who asks (X-Actor header): an operator's name or a pipeline's id; recorded in the history."
-
-
 PAGE_LIMIT_MAX = 100
 _PAGE_LIMIT_ERROR = f"limit must be an integer from 1 to {PAGE_LIMIT_MAX}."
 

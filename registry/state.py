@@ -3,6 +3,8 @@
 from dataclasses import dataclass
 from datetime import datetime
 
+from django.conf import settings
+
 from core.errors import ApplicationError
 from core.variants import CONTROL, DEFAULT_EXPERIMENT, TREATMENT
 from registry.models import ServingState
@@ -26,6 +28,10 @@ class ServingStateInfo:
     # When and by whom the state was last changed; unknown for a state a worker saved before it kept these.
     updated_at: datetime | None = None
     updated_by: str = ""
+    # The assignment salt in force, and the experiment running on this slot with its phase (None when none runs).
+    salt: str = ""
+    running_experiment: str | None = None
+    phase: int | None = None
 
 
 def serving_state_info(state: ServingState) -> ServingStateInfo:
@@ -38,6 +44,9 @@ def serving_state_info(state: ServingState) -> ServingStateInfo:
         experiment=state.experiment,
         updated_at=state.updated_at,
         updated_by=state.updated_by,
+        salt=state.salt or settings.EXPERIMENT_SALT,
+        running_experiment=state.running_experiment,
+        phase=state.phase,
     )
 
 

@@ -9,9 +9,22 @@ from registry.services.publishing import (
     model_version_release,
     model_version_reserve,
 )
-from registry.services.switching import serving_state_rollback, serving_state_switch
+from registry.services.switching import (
+    NEW_PHASE,
+    TREATMENT_CHANGED,
+    ServingChange,
+    serving_change_listener_register,
+    serving_state_experiment_set,
+    serving_state_rollback,
+    serving_state_switch,
+)
 
 __all__ = [
+    "NEW_PHASE",
+    "TREATMENT_CHANGED",
+    "ServingChange",
+    "serving_change_listener_register",
+    "serving_state_experiment_set",
     "Provenance",
     "PublishedVersion",
     "VersionDraft",

@@ -1,7 +1,14 @@
-"""Changing the serving state: switch a version onto a variant, roll a variant back, each as one conditional write
-on the revision plus one history record, in one MongoDB transaction."""
+"""Changing the serving state: switch a version onto a variant, roll a variant back, or set it for an experiment,
+each as one conditional write on the revision plus one history record, in one MongoDB transaction.
+
+While an experiment runs on the slot, a plain switch or rollback changes it too: a new treatment version stops it
+(`treatment_changed`); any other change of a version, the share or the salt starts its next phase. Listeners (the
+experiments app registers one) are told inside the same transaction, so the experiment's record and the state never
+disagree."""
 
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django.db import DatabaseError, IntegrityError
@@ -16,10 +23,54 @@ from registry.models import ModelStatus, ModelVersion, ServingState, ServingStat
 from registry.state import ALL, TARGETS, ServingStateInfo, reason_check, serving_state_info
 
 WRITE_CONFLICT = 112
+NEW_PHASE, TREATMENT_CHANGED = "new_phase", "treatment_changed"
+# What defines a phase: a change of any of these while an experiment runs starts a new one.
+_PHASE_KEYS = (CONTROL, TREATMENT, "treatmentShare", "salt")
 
 
-def _snapshot(control: str | None, treatment: str | None, share: float | None) -> dict[str, Any]:
-    return {CONTROL: control, TREATMENT: treatment, "treatmentShare": share}
+def _snapshot(
+    control: str | None,
+    treatment: str | None,
+    share: float | None,
+    *,
+    salt: str | None = None,
+    experiment: str | None = None,
+    phase: int | None = None,
+) -> dict[str, Any]:
+    return {
+        CONTROL: control,
+        TREATMENT: treatment,
+        "treatmentShare": share,
+        "salt": salt,
+        "experiment": experiment,
+        "phase": phase,
+    }
+
+
+@dataclass(frozen=True)
+class ServingChange:
+    """One accepted change, as listeners see it (inside its transaction)."""
+
+    slot: str
+    action: str
+    actor: str
+    reason: str
+    at: datetime
+    before: dict[str, Any]
+    after: dict[str, Any]
+    state: ServingStateInfo
+    # What the change did to the running experiment `before["experiment"]`: NEW_PHASE, TREATMENT_CHANGED or None.
+    experiment_effect: str | None
+
+
+Listener = Callable[[ServingChange], None]
+_listeners: list[Listener] = []
+
+
+def serving_change_listener_register(listener: Listener) -> None:
+    """Call `listener` inside the transaction of every accepted change (once per listener, from AppConfig.ready)."""
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 def _check_switch(version: str, target: str, treatment_share: float | None) -> None:
@@ -61,11 +112,12 @@ def serving_state_switch(
 
     def change(before: dict[str, Any]) -> dict[str, Any]:
         share = treatment_share if treatment_share is not None else (before["treatmentShare"] or 0.5)
-        return _snapshot(
-            version if target in (CONTROL, ALL) else before[CONTROL],
-            version if target in (TREATMENT, ALL) else before[TREATMENT],
-            share,
-        )
+        return {
+            **before,
+            CONTROL: version if target in (CONTROL, ALL) else before[CONTROL],
+            TREATMENT: version if target in (TREATMENT, ALL) else before[TREATMENT],
+            "treatmentShare": share,
+        }
 
     return _apply(experiment=experiment, action="switch", target=target, actor=actor, reason=reason, change=change)
 
@@ -110,12 +162,82 @@ def serving_state_rollback(
     return _apply(experiment=experiment, action="rollback", target=target, actor=actor, reason=reason, change=change)
 
 
-def _apply(*, experiment: str, action: str, target: str, actor: str, reason: str, change: Change) -> ServingStateInfo:
+def serving_state_experiment_set(
+    *,
+    slot: str,
+    control_version: str,
+    treatment_version: str | None,
+    treatment_share: float,
+    salt: str,
+    experiment: str | None,
+    phase: int | None,
+    expect_experiment: str | None,
+    action: str,
+    actor: str,
+    reason: str,
+    also: Callable[[ServingChange], None],
+) -> ServingStateInfo:
+    """Set the whole state for an experiment (start, new phase, stop), with `also` run in the same transaction.
+
+    Refused with 409 unless the slot's running experiment is `expect_experiment` when the change is applied, so two
+    experiments never run on one slot and a stop never undoes a change made meanwhile.
+    """
+    reason = reason_check(reason)
+    if not 0.0 <= treatment_share <= 1.0:
+        raise ApplicationError("invalid_share", "treatmentShare must be between 0 and 1.", status=400)
+    for version in dict.fromkeys(v for v in (control_version, treatment_version) if v is not None):
+        _check_servable(version)
+
+    def change(before: dict[str, Any]) -> dict[str, Any]:
+        if before["experiment"] != expect_experiment:
+            running = before["experiment"]
+            raise ApplicationError(
+                "experiment_conflict",
+                f"Experiment {running} runs on {slot}." if running else f"No experiment runs on {slot} any more.",
+                status=409,
+            )
+        return _snapshot(
+            control_version, treatment_version, treatment_share, salt=salt, experiment=experiment, phase=phase
+        )
+
+    return _apply(
+        experiment=slot, action=action, target=ALL, actor=actor, reason=reason, change=change, also=also, managed=True
+    )
+
+
+def _experiment_effect(before: dict[str, Any], after: dict[str, Any]) -> str | None:
+    """What a plain switch or rollback does to the experiment running on the slot, updating `after` to match."""
+    if before["experiment"] is None or all(before[key] == after[key] for key in _PHASE_KEYS):
+        return None
+    if after[TREATMENT] != before[TREATMENT]:
+        after.update(experiment=None, phase=None)
+        return TREATMENT_CHANGED
+    after["phase"] = before["phase"] + 1
+    return NEW_PHASE
+
+
+def _apply(
+    *,
+    experiment: str,
+    action: str,
+    target: str,
+    actor: str,
+    reason: str,
+    change: Change,
+    also: Callable[[ServingChange], None] | None = None,
+    managed: bool = False,
+) -> ServingStateInfo:
     """Apply `change` to the state in one MongoDB transaction: a conditional write on the revision it read, and
-    exactly one history record. A concurrent change makes the condition fail: 409, and nothing is written."""
+    exactly one history record. A concurrent change makes the condition fail: 409, and nothing is written.
+
+    `managed` changes set the experiment fields themselves; any other change goes through `_experiment_effect`.
+    """
     try:
         with transaction.atomic():
-            return _apply_in_transaction(experiment, action, target, actor, reason, change)
+            change_made = _apply_in_transaction(experiment, action, target, actor, reason, change, managed)
+            for listener in ([also] if also else []) + _listeners:
+                listener(change_made)
+            return change_made.state
     except IntegrityError as exc:
         # Two first-ever changes raced to create the state, or to append the same revision: one of them lost.
         raise _concurrent_change() from exc
@@ -140,22 +262,33 @@ def _is_write_conflict(exc: BaseException) -> bool:
 
 
 def _apply_in_transaction(
-    experiment: str, action: str, target: str, actor: str, reason: str, change: Change
-) -> ServingStateInfo:
+    experiment: str, action: str, target: str, actor: str, reason: str, change: Change, managed: bool
+) -> ServingChange:
     now = timezone.now()
     state = ServingState.objects.filter(experiment=experiment).first()
     before = (
-        _snapshot(state.control_version, state.treatment_version, state.treatment_share)
+        _snapshot(
+            state.control_version,
+            state.treatment_version,
+            state.treatment_share,
+            salt=state.salt,
+            experiment=state.running_experiment,
+            phase=state.phase,
+        )
         if state
-        else _snapshot(None, None, None)
+        else _snapshot(None, None, None, salt="")
     )
     after = change(before)
+    effect = None if managed else _experiment_effect(before, after)
     if after[CONTROL] is None:
         raise ApplicationError("no_control", "Set a control version before a treatment.", status=409)
     values = {
         "control_version": after[CONTROL],
         "treatment_version": after[TREATMENT],
         "treatment_share": after["treatmentShare"],
+        "salt": after["salt"] or "",
+        "running_experiment": after["experiment"],
+        "phase": after["phase"],
         "updated_at": now,
         "updated_by": actor,
     }
@@ -179,4 +312,4 @@ def _apply_in_transaction(
         after=after,
         reason=reason,
     )
-    return serving_state_info(state)
+    return ServingChange(experiment, action, actor, reason, now, before, after, serving_state_info(state), effect)

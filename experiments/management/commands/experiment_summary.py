@@ -1,4 +1,4 @@
-"""manage.py experiment_summary HOURS: the experiment's summary as a table or JSON; --apply acts on the decision."""
+"""manage.py experiment_summary [KEY | HOURS]: an experiment's summary as a table or JSON; --apply acts on it."""
 
 import json
 from typing import Any
@@ -10,16 +10,13 @@ from common.commands import command_actor
 from common.errors import DATABASE_ERRORS
 from core.errors import ApplicationError
 from core.statistics import ROLLBACK, SHIP
-from core.variants import CONTROL, DEFAULT_EXPERIMENT, TREATMENT, VARIANTS
-from experiments.selectors import experiment_summary
-from experiments.serializers import (
-    WINDOW_HOURS_DEFAULT,
-    WINDOW_HOURS_MAX,
-    experiment_summary_data,
-    window_hours_parse,
-)
-from registry.services import serving_state_switch
-from registry.state import ALL
+from core.variants import DEFAULT_EXPERIMENT, VARIANTS
+from experiments.models import ExperimentResult
+from experiments.selectors import summary_read
+from experiments.serializers import WINDOW_HOURS_MAX, experiment_summary_data, summary_query_parse
+from experiments.services import experiment_stop
+
+RESULTS = {SHIP: ExperimentResult.SHIPPED, ROLLBACK: ExperimentResult.ROLLED_BACK}
 
 
 def _percent(value: float | None) -> str:
@@ -28,59 +25,70 @@ def _percent(value: float | None) -> str:
 
 class Command(BaseCommand):
     help = (
-        "Summarise the last HOURS hours of the experiment: exposed and converted users per variant, the score test, "
-        "SRM and power checks, and the decision. --apply ships (treatment version on all) or rolls back (treatment "
-        "back to the control version) through the switching service; without it nothing changes."
+        "Summarise an experiment's current phase (default: the one running on the slot): exposed and converted "
+        "users per variant, the decision rule's interval and p-value, SRM and power, and the decision. --apply stops "
+        "the experiment on a ship or rollback decision (shipped: its treatment version becomes control; rolled back: "
+        "control stays), through the serving-state write; without it nothing changes. A number instead of a key "
+        f"summarises the last HOURS hours (1..{WINDOW_HOURS_MAX}) over every exposure, for exploration only."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument(
-            "hours", nargs="?", help=f"window in hours, 1..{WINDOW_HOURS_MAX} (default {WINDOW_HOURS_DEFAULT})"
-        )
-        parser.add_argument("--experiment", default=DEFAULT_EXPERIMENT)
-        parser.add_argument("--alpha", type=float, help="significance level (default EXPERIMENT_ALPHA)")
+        parser.add_argument("target", nargs="?", help="an experiment's key, or HOURS for an ad-hoc window")
+        parser.add_argument("--experiment", help=f"the experiment's key or the slot (default {DEFAULT_EXPERIMENT})")
+        parser.add_argument("--phase", help="the phase to summarise (default: the current one)")
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
-        parser.add_argument("--apply", action="store_true", help="act on a ship or rollback decision")
+        parser.add_argument("--apply", action="store_true", help="stop the experiment on a ship or rollback decision")
+        parser.add_argument("--actor", help="who acts, recorded in the history (default: your login name)")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        alpha = options["alpha"]
-        if alpha is not None and not 0 < alpha < 1:
-            raise CommandError("--alpha must be between 0 and 1")
+        target = options["target"]
+        hours = target if target is not None and target.isdigit() else None
+        key = options["experiment"] or (target if hours is None and target else DEFAULT_EXPERIMENT)
         try:
-            hours = window_hours_parse(options["hours"])
+            window_hours, phase = summary_query_parse({"windowHours": hours, "phase": options["phase"]})
             summary = experiment_summary_data(
-                experiment_summary(experiment=options["experiment"], hours=hours, now=timezone.now(), alpha=alpha)
+                summary_read(key=key, hours=window_hours, phase_id=phase, now=timezone.now())
             )
+            summary["applied"] = self._apply(summary, command_actor(options["actor"])) if options["apply"] else None
         except ApplicationError as exc:
             raise CommandError(f"{exc.code}: {exc.message}") from exc
         except DATABASE_ERRORS as exc:
             raise CommandError(f"database_unavailable: {type(exc).__name__}") from exc
-        summary["applied"] = self._apply(summary) if options["apply"] else None
         if options["json"]:
             self.stdout.write(json.dumps(summary))
         else:
             self._table(summary)
 
-    def _apply(self, summary: dict[str, Any]) -> dict[str, Any] | None:
-        serving, decision = summary["serving"], summary["decision"]
-        if decision not in (SHIP, ROLLBACK) or not serving or not serving[TREATMENT]:
+    def _apply(self, summary: dict[str, Any], actor: str) -> dict[str, Any] | None:
+        """Stop the experiment when the phase's decision is ship or rollback; nothing otherwise."""
+        if summary["phase"] is None:
+            raise ApplicationError(
+                "not_an_experiment", "--apply acts on an experiment's phase, not on an ad-hoc window or an idle slot."
+            )
+        result = RESULTS.get(summary["decision"])
+        if result is None or summary["status"] != "running":
             return None
         stats = summary["stats"]
         reason = (
-            f"experiment_summary {summary['window']['hours']}h: {decision} "
-            f"(lift {stats['relativeLift']}, p {stats['pValue']}; {', '.join(summary['reasons'])})"
+            f"experiment_summary: {summary['decision']} on phase {summary['phase']['id']} "
+            f"(difference {stats['difference']}, {stats['ci']['level']:.0%} interval [{stats['ci']['lower']}, "
+            f"{stats['ci']['upper']}], p {stats['pValue']}, {stats['rule']})"
         )
-        version, target = (serving[TREATMENT], ALL) if decision == SHIP else (serving[CONTROL], TREATMENT)
-        try:
-            state = serving_state_switch(version=version, target=target, actor=command_actor(None), reason=reason)
-        except ApplicationError as exc:
-            raise CommandError(f"apply refused ({exc.code}): {exc.message}") from exc
-        return {"version": version, "target": target, "revision": state.revision}
+        info = experiment_stop(
+            key=summary["experiment"], result=result, actor=actor, reason=reason, reasons=summary["reasons"]
+        )
+        return {"experiment": info.key, "result": info.result}
 
     def _table(self, summary: dict[str, Any]) -> None:
         write = self.stdout.write
-        window = summary["window"]
-        write(f"Experiment {summary['experiment']}: {window['start']} .. {window['end']} ({window['hours']} h)")
+        window, phase = summary["window"], summary["phase"]
+        if phase is None:
+            write(f"Slot {summary['slot']}: {window['start']} .. {window['end']} ({window['hours']} h, every exposure)")
+        else:
+            write(
+                f"Experiment {summary['experiment']} ({summary['status']}), phase {phase['id']}: "
+                f"{window['start']} .. {window['end']}, share {phase['treatmentShare']:.0%}"
+            )
         write(f"{'variant':<10} {'exposed':>9} {'converted':>10} {'rate':>8}  versions")
         for name in VARIANTS:
             v = summary["variants"][name]
@@ -88,11 +96,15 @@ class Command(BaseCommand):
             rate = _percent(v["conversionRate"])
             write(f"{name:<10} {v['exposedUsers']:>9} {v['convertedUsers']:>10} {rate:>8}  {versions}")
         stats = summary["stats"]
-        write(f"users in both variants (left out): {summary['usersInBothVariants']}")
+        write(
+            f"users in both variants (left out): {summary['usersInBothVariants']}; "
+            f"from earlier phases (left out): {summary['usersFromEarlierPhases']}"
+        )
         write(
             f"difference {_percent(stats['difference'])}, lift {_percent(stats['relativeLift'])}, "
-            f"{stats['ci']['level']:.0%} CI [{_percent(stats['ci']['lower'])}, {_percent(stats['ci']['upper'])}], "
-            f"z {stats['z']}, p {stats['pValue']} (alpha {stats['alpha']})"
+            f"{stats['ci']['level']:.0%} interval [{_percent(stats['ci']['lower'])}, {_percent(stats['ci']['upper'])}] "
+            f"({stats['rule']}{', valid at any look' if stats['validAtAnyLook'] else ''}), "
+            f"p {stats['pValue']} (alpha {stats['alpha']})"
         )
         write(
             f"SRM p {stats['srm']['pValue']} ({'ok' if stats['srm']['ok'] else 'MISMATCH'}); "
@@ -100,5 +112,4 @@ class Command(BaseCommand):
         )
         write(f"decision: {summary['decision']} ({', '.join(summary['reasons'])})")
         if summary["applied"]:
-            applied = summary["applied"]
-            write(f"applied: {applied['version']} on {applied['target']} (revision {applied['revision']})")
+            write(f"applied: experiment {summary['applied']['experiment']} stopped, {summary['applied']['result']}")

@@ -20,18 +20,20 @@ FIRST_MODELS = (("itemknn", CONTROL), ("svd", TREATMENT))
 class Command(BaseCommand):
     help = (
         "Seed demo events when raw_events is empty, train and serve the first two models when none is registered, "
-        "and make sure an admin user exists (idempotent)."
+        "seed the demo's experiments along with demo events, and make sure an admin user exists (idempotent)."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-demo", action="store_true", help="do not seed demo events")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        seeded = False
         if options["no_demo"]:
             self.stdout.write("Demo data: skipped (--no-demo).")
         elif raw_event_exists():
             self.stdout.write("Demo data: raw_events already has events; leaving them as they are.")
         else:
+            seeded = True
             self.stdout.write("Demo data: raw_events is empty; seeding the demo world.")
             defaults = DemoConfig()
             call_command(
@@ -42,6 +44,9 @@ class Command(BaseCommand):
                 stderr=self.stderr,
             )
         self._first_models(options["no_demo"])
+        if seeded:
+            # The demo's experiment history, so the admin shows real results on a fresh machine.
+            call_command("seed_experiments", stdout=self.stdout, stderr=self.stderr)
         self._ensure_admin()
 
     def _first_models(self, skip: bool) -> None:

@@ -1,0 +1,90 @@
+"""Demo experiments for `make run`: one finished and one running, each with days of tagged exposures and bookings.
+
+The events follow what serving would have written: each rider is assigned by the experiment's salt and the phase's
+share, sees a few items, and books one of them within the conversion window with the arm's rate; some riders come
+back on later days, so a phase after a ramp has returning riders to leave out.
+"""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import numpy as np
+
+from core.assignment import variant_assign
+from core.variants import CONTROL
+from recommendations.events import EventInput
+
+DAY = timedelta(days=1)
+
+
+@dataclass(frozen=True)
+class DemoPhase:
+    start: datetime
+    end: datetime
+    share: float
+    id: int
+
+
+@dataclass(frozen=True)
+class DemoTraffic:
+    """Riders per day and the booking rate per arm."""
+
+    riders_per_day: int
+    control_rate: float
+    treatment_rate: float
+    returning: float = 0.15
+
+
+def demo_events(
+    *,
+    key: str,
+    phases: list[DemoPhase],
+    versions: dict[str, str],
+    items: list[str],
+    traffic: DemoTraffic,
+    seed: int,
+) -> Iterator[EventInput]:
+    """Exposures tagged with `key` and their phase, and the bookings that follow some of them."""
+    rng = np.random.default_rng(seed)
+    seen: list[str] = []
+    for phase in phases:
+        day = phase.start
+        while day < phase.end:
+            span = min(day + DAY, phase.end) - day
+            riders = max(1, round(traffic.riders_per_day * span / DAY))
+            returning = min(len(seen), round(riders * traffic.returning))
+            fresh = [f"{key}-rider-{len(seen) + n:06d}" for n in range(riders - returning)]
+            old = [seen[i] for i in rng.choice(len(seen), size=returning, replace=False)] if returning else []
+            seen += fresh
+            for rider in fresh + old:
+                yield from _visit(rng, key, phase, day, span, rider, versions, items, traffic)
+            day += DAY
+
+
+def _visit(
+    rng: np.random.Generator,
+    key: str,
+    phase: DemoPhase,
+    day: datetime,
+    span: timedelta,
+    rider: str,
+    versions: dict[str, str],
+    items: list[str],
+    traffic: DemoTraffic,
+) -> Iterator[EventInput]:
+    variant = variant_assign(rider, treatment_share=phase.share, salt=key)
+    at = day + span * float(rng.random())
+    shown = [items[i] for i in rng.choice(len(items), size=5, replace=False)]
+    payload = {
+        "requestId": f"demo-{key}-{rider}-{at.timestamp():.0f}",
+        "variant": variant,
+        "modelVersion": versions[variant],
+        "items": shown,
+        "experiment": key,
+        "phase": phase.id,
+    }
+    yield EventInput("recommend", rider, at, None, payload)
+    rate = traffic.control_rate if variant == CONTROL else traffic.treatment_rate
+    if rng.random() < rate:
+        yield EventInput("book", rider, at + timedelta(minutes=float(rng.uniform(1, 20))), shown[0])

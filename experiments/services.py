@@ -1,0 +1,292 @@
+"""Writes of experiments: create a draft, start it, change it while it runs (a new phase), stop it.
+
+Every change of what is served goes through the registry's serving-state write (one conditional write on the
+revision and one history record), with the experiment's own record updated in the same transaction.
+"""
+
+from dataclasses import replace
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError
+from django.utils import timezone
+
+from core.errors import ApplicationError
+from experiments.models import Experiment, ExperimentResult, ExperimentStatus
+from experiments.state import ExperimentInfo, Phase, experiment_info, phase_document
+from registry.services import (
+    NEW_PHASE,
+    TREATMENT_CHANGED,
+    ServingChange,
+    serving_state_experiment_set,
+)
+from registry.state import reason_check
+
+# What a draft may set; what a running experiment may change (each change starts a new phase).
+DRAFT_FIELDS = frozenset(
+    {
+        "key",
+        "name",
+        "hypothesis",
+        "control_version",
+        "treatment_version",
+        "treatment_share",
+        "salt",
+        "rule",
+        "alpha",
+        "relative_mde",
+        "power",
+        "n_star",
+        "planned_days",
+    }
+)
+PHASE_FIELDS = frozenset({"control_version", "treatment_version", "treatment_share", "salt"})
+
+
+def _record(key: str) -> Experiment:
+    record = Experiment.objects.filter(key=key).first()
+    if record is None:
+        raise ApplicationError("experiment_not_found", f"No experiment with key {key!r}.", status=404)
+    return record
+
+
+def _validated(record: Experiment, *, exclude: list[str] | None = None) -> None:
+    """The model's own rules (the web admin's form applies the same ones), as one validation error."""
+    try:
+        record.full_clean(exclude=exclude, validate_unique=False)
+    except ValidationError as exc:
+        fields = {name: " ".join(messages) for name, messages in exc.message_dict.items()}
+        raise ApplicationError("validation_error", "The experiment is invalid.", details={"fields": fields}) from exc
+
+
+def _primary_metric() -> dict[str, Any]:
+    """Today's conversion rule, frozen into the experiment so a later settings change cannot alter its metric."""
+    return {
+        "name": "conversion",
+        "windowMinutes": settings.CONVERSION_WINDOW_MINUTES,
+        "eventTypes": list(settings.CONVERSION_EVENT_TYPES),
+    }
+
+
+def experiment_create(*, fields: dict[str, Any], actor: str, now: datetime | None = None) -> ExperimentInfo:
+    """A new draft experiment; refused (409) when the key is taken."""
+    unknown = set(fields) - DRAFT_FIELDS
+    if unknown:
+        raise ApplicationError("validation_error", "Unknown fields.", details={"fields": sorted(unknown)})
+    record = Experiment(**fields, owner=actor, created_at=now or timezone.now(), primary_metric=_primary_metric())
+    record.salt = record.salt or record.key
+    _validated(record)
+    if Experiment.objects.filter(key=record.key).exists():
+        raise ApplicationError("experiment_exists", f"An experiment with key {record.key!r} exists.", status=409)
+    try:
+        record.save()
+    except IntegrityError as exc:
+        raise ApplicationError(
+            "experiment_exists", f"An experiment with key {record.key!r} exists.", status=409
+        ) from exc
+    return experiment_info(record)
+
+
+def _phase_from(change: ServingChange, number: int) -> Phase:
+    state = change.state
+    return Phase(
+        id=number,
+        started_at=change.at,
+        ended_at=None,
+        control_version=state.control_version,
+        treatment_version=state.treatment_version,
+        treatment_share=state.treatment_share,
+        salt=state.salt,
+        revision=state.revision,
+        reason=change.reason,
+        actor=change.actor,
+    )
+
+
+def _closed(phases: list[Phase], at: datetime) -> list[dict[str, Any]]:
+    """The stored phases with the current one ended at `at`."""
+    return [phase_document(replace(p, ended_at=p.ended_at or at)) for p in phases]
+
+
+def _update(record: Experiment, expected: str, **values: Any) -> None:
+    """Write `values` if the experiment is still `expected`; a concurrent change makes it 409 (and rolls back)."""
+    if Experiment.objects.filter(pk=record.pk, status=expected).update(**values) != 1:
+        raise ApplicationError(
+            "concurrent_change", "The experiment changed meanwhile; nothing was applied.", status=409
+        )
+
+
+def experiment_start(*, key: str, actor: str, reason: str = "") -> ExperimentInfo:
+    """Serve the experiment's versions and share with its salt, tagging exposures with its key and phase 1."""
+    record = _record(key)
+    if record.status != ExperimentStatus.DRAFT:
+        raise ApplicationError("experiment_not_draft", f"Experiment {key} is {record.status}.", status=409)
+
+    def also(change: ServingChange) -> None:
+        phase = _phase_from(change, 1)
+        _update(
+            record,
+            ExperimentStatus.DRAFT,
+            status=ExperimentStatus.RUNNING,
+            started_at=change.at,
+            phases=[phase_document(phase)],
+        )
+
+    serving_state_experiment_set(
+        slot=record.slot,
+        control_version=record.control_version,
+        treatment_version=record.treatment_version,
+        treatment_share=record.treatment_share,
+        salt=record.salt,
+        experiment=key,
+        phase=1,
+        expect_experiment=None,
+        action="experiment_start",
+        actor=actor,
+        reason=reason or f"start experiment {key}",
+        also=also,
+    )
+    return experiment_info(_record(key))
+
+
+def experiment_change(*, key: str, changes: dict[str, Any], actor: str, reason: str = "") -> ExperimentInfo:
+    """Edit a draft; or change a running experiment's versions, share or salt, which starts its next phase."""
+    record = _record(key)
+    if record.status == ExperimentStatus.DRAFT:
+        return _draft_change(record, changes)
+    if record.status != ExperimentStatus.RUNNING:
+        raise ApplicationError("experiment_stopped", f"Experiment {key} is stopped; create a new one.", status=409)
+    unknown = set(changes) - PHASE_FIELDS
+    if unknown:
+        raise ApplicationError(
+            "validation_error",
+            f"A running experiment can change only {', '.join(sorted(PHASE_FIELDS))}.",
+            details={"fields": sorted(unknown)},
+        )
+    for name, value in changes.items():
+        setattr(record, name, value)
+    _validated(record)
+    info = experiment_info(record)
+    number = len(info.phases) + 1
+
+    def also(change: ServingChange) -> None:
+        phases = [*_closed(info.phases, change.at), phase_document(_phase_from(change, number))]
+        _update(record, ExperimentStatus.RUNNING, phases=phases, **changes)
+
+    serving_state_experiment_set(
+        slot=record.slot,
+        control_version=record.control_version,
+        treatment_version=record.treatment_version,
+        treatment_share=record.treatment_share,
+        salt=record.salt,
+        experiment=key,
+        phase=number,
+        expect_experiment=key,
+        action="experiment_phase",
+        actor=actor,
+        reason=reason or f"experiment {key}: phase {number}",
+        also=also,
+    )
+    return experiment_info(_record(key))
+
+
+def _draft_change(record: Experiment, changes: dict[str, Any]) -> ExperimentInfo:
+    unknown = set(changes) - (DRAFT_FIELDS - {"key"})
+    if unknown:
+        raise ApplicationError("validation_error", "Unknown fields.", details={"fields": sorted(unknown)})
+    for name, value in changes.items():
+        setattr(record, name, value)
+    _validated(record)
+    _update(record, ExperimentStatus.DRAFT, **changes)
+    return experiment_info(_record(record.key))
+
+
+def experiment_stop(
+    *, key: str, result: str, actor: str, reason: str = "", reasons: list[str] | None = None
+) -> ExperimentInfo:
+    """Stop for good. Shipped: the treatment version becomes control; any other result: control keeps serving.
+
+    Either way the treatment share goes to 0. A draft can only be abandoned (nothing is served for it).
+    """
+    reason = reason_check(reason)
+    if result not in ExperimentResult.values:
+        raise ApplicationError(
+            "validation_error", f"result must be one of {', '.join(ExperimentResult.values)}.", status=400
+        )
+    record = _record(key)
+    stopped = {"result": result, "result_reasons": list(reasons or []), "stop_reason": reason, "stopped_by": actor}
+    if record.status == ExperimentStatus.DRAFT and result == ExperimentResult.ABANDONED:
+        _update(record, ExperimentStatus.DRAFT, status=ExperimentStatus.STOPPED, stopped_at=timezone.now(), **stopped)
+        return experiment_info(_record(key))
+    if record.status == ExperimentStatus.DRAFT:
+        raise ApplicationError(
+            "experiment_not_running", f"Experiment {key} is a draft: it can only be abandoned.", status=409
+        )
+    if record.status != ExperimentStatus.RUNNING:
+        raise ApplicationError("experiment_not_running", f"Experiment {key} is stopped already.", status=409)
+    info = experiment_info(record)
+    phase = info.current_phase
+    assert phase is not None  # a running experiment has at least its first phase
+    shipped = result == ExperimentResult.SHIPPED
+    if shipped and phase.treatment_version is None:
+        raise ApplicationError("nothing_to_ship", f"Experiment {key} has no treatment version.", status=409)
+
+    def also(change: ServingChange) -> None:
+        _update(
+            record,
+            ExperimentStatus.RUNNING,
+            status=ExperimentStatus.STOPPED,
+            stopped_at=change.at,
+            phases=_closed(info.phases, change.at),
+            **stopped,
+        )
+
+    serving_state_experiment_set(
+        slot=record.slot,
+        control_version=(phase.treatment_version if shipped else phase.control_version) or phase.control_version,
+        treatment_version=phase.treatment_version,
+        treatment_share=0.0,
+        salt=phase.salt,
+        experiment=None,
+        phase=None,
+        expect_experiment=key,
+        action=f"experiment_{result}",
+        actor=actor,
+        reason=reason or f"experiment {key}: {result}",
+        also=also,
+    )
+    return experiment_info(_record(key))
+
+
+def serving_change_observe(change: ServingChange) -> None:
+    """A plain switch or rollback while an experiment runs: next phase, or stop it when the treatment changed."""
+    key = change.before["experiment"]
+    if change.experiment_effect is None or key is None:
+        return
+    record = _record(key)
+    info = experiment_info(record)
+    if change.experiment_effect == TREATMENT_CHANGED:
+        _update(
+            record,
+            ExperimentStatus.RUNNING,
+            status=ExperimentStatus.STOPPED,
+            result=ExperimentResult.ABANDONED,
+            result_reasons=[TREATMENT_CHANGED],
+            stop_reason=change.reason,
+            stopped_by=change.actor,
+            stopped_at=change.at,
+            phases=_closed(info.phases, change.at),
+        )
+        return
+    assert change.experiment_effect == NEW_PHASE
+    state = change.state
+    phase = _phase_from(change, int(change.after["phase"]))
+    _update(
+        record,
+        ExperimentStatus.RUNNING,
+        control_version=state.control_version,
+        treatment_share=state.treatment_share,
+        phases=[*_closed(info.phases, change.at), phase_document(phase)],
+    )
