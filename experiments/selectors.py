@@ -58,9 +58,6 @@ def _sorted_by_time(query: dict[str, Any], projection: dict[str, int], start: da
 def exposure_stream(*, start: datetime, end: datetime, experiment: str | None = None) -> Iterator[Event]:
     """`recommend` events in [start, end) (only those tagged with `experiment` when given), oldest first, with only
     the fields the summary needs."""
-    query: dict[str, Any] = {"type": "recommend"}
-    if experiment is not None:
-        query["payload.experiment"] = experiment
     projection = {
         "_id": 0,
         "userId": 1,
@@ -69,9 +66,14 @@ def exposure_stream(*, start: datetime, end: datetime, experiment: str | None = 
         "payload.modelVersion": 1,
         "payload.items": 1,
         "payload.phase": 1,
+        "payload.experiment": 1,
     }
-    for doc in _sorted_by_time(query, projection, start, end):
+    # The experiment is matched here, not in the query: while it runs nearly every exposure carries it anyway, and
+    # the (type, ts) index then serves the query alone on every server.
+    for doc in _sorted_by_time({"type": "recommend"}, projection, start, end):
         payload = doc.get("payload") or {}
+        if experiment is not None and payload.get("experiment") != experiment:
+            continue
         yield Event(
             ts=doc["ts"],
             kind=EXPOSURE,

@@ -16,6 +16,7 @@ from django.utils import timezone
 from core.errors import ApplicationError
 from experiments.models import Experiment, ExperimentResult, ExperimentStatus
 from experiments.state import ExperimentInfo, Phase, experiment_info, phase_document
+from registry.selectors import model_version_lineage
 from registry.services import (
     NEW_PHASE,
     TREATMENT_CHANGED,
@@ -52,13 +53,19 @@ def _record(key: str) -> Experiment:
     return record
 
 
-def _validated(record: Experiment, *, exclude: list[str] | None = None) -> None:
-    """The model's own rules (the web admin's form applies the same ones), as one validation error."""
+def _validated(record: Experiment) -> None:
+    """The model's own rules (the web admin's form applies the same ones) and registered versions, as one error."""
+    fields: dict[str, str] = {}
     try:
-        record.full_clean(exclude=exclude, validate_unique=False)
+        record.full_clean(validate_unique=False)
     except ValidationError as exc:
         fields = {name: " ".join(messages) for name, messages in exc.message_dict.items()}
-        raise ApplicationError("validation_error", "The experiment is invalid.", details={"fields": fields}) from exc
+    for name in ("control_version", "treatment_version"):
+        version = getattr(record, name)
+        if name not in fields and model_version_lineage(version=version) is None:
+            fields[name] = f"Version {version} is not registered."
+    if fields:
+        raise ApplicationError("validation_error", "The experiment is invalid.", details={"fields": fields})
 
 
 def _primary_metric() -> dict[str, Any]:

@@ -85,6 +85,7 @@ def _state_to_json(state: ServingStateInfo) -> dict[str, Any]:
 def _state_from_json(document: dict[str, Any]) -> ServingStateInfo:
     """A saved state; one saved before the file kept when and by whom it changed reads with those unknown."""
     updated_at = document.pop("updated_at", None)
+    document.setdefault("salt", settings.EXPERIMENT_SALT)  # saved before the state kept its salt
     return ServingStateInfo(**document, updated_at=datetime.fromisoformat(updated_at) if updated_at else None)
 
 

@@ -31,6 +31,11 @@ class ServingStateSerializer(serializers.Serializer):
     revision = serializers.IntegerField()
     updatedAt = IsoDateTimeField(source="updated_at")
     updatedBy = serializers.CharField(source="updated_by")
+    salt = serializers.CharField(help_text="The assignment salt in force.")
+    runningExperiment = serializers.CharField(
+        source="running_experiment", allow_null=True, help_text="The experiment running on the slot, if any."
+    )
+    phase = serializers.IntegerField(allow_null=True, help_text="Its phase, stamped on every exposure.")
 
 
 class ModelVersionSerializer(serializers.Serializer):
@@ -84,6 +89,9 @@ class ServingSideSerializer(serializers.Serializer):
     control = serializers.CharField(allow_null=True, required=False)
     treatment = serializers.CharField(allow_null=True, required=False)
     treatmentShare = serializers.FloatField(allow_null=True, required=False)
+    salt = serializers.CharField(allow_null=True, allow_blank=True, required=False)
+    experiment = serializers.CharField(allow_null=True, required=False)
+    phase = serializers.IntegerField(allow_null=True, required=False)
 
 
 # "from" is a Python keyword: the fields are given as a mapping.

@@ -5,6 +5,7 @@ from datetime import datetime
 
 from django.conf import settings
 
+from core.assignment import DEFAULT_SALT
 from core.errors import ApplicationError
 from core.variants import CONTROL, DEFAULT_EXPERIMENT, TREATMENT
 from registry.models import ServingState
@@ -29,7 +30,7 @@ class ServingStateInfo:
     updated_at: datetime | None = None
     updated_by: str = ""
     # The assignment salt in force, and the experiment running on this slot with its phase (None when none runs).
-    salt: str = ""
+    salt: str = DEFAULT_SALT
     running_experiment: str | None = None
     phase: int | None = None
 

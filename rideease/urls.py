@@ -11,7 +11,7 @@ from recommendations.urls import urlpatterns as recommendations_urlpatterns
 
 admin.site.site_header = "RideEase Reco"
 admin.site.site_title = "RideEase Reco admin"
-admin.site.index_title = "Models, serving state, events and traces"
+admin.site.index_title = "Experiments, models, serving state, events and traces"
 
 # The hot path first: Django tries the patterns in order on every request.
 urlpatterns = [

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import DatabaseError, IntegrityError
 from django.utils import timezone
 from django_mongodb_backend import transaction
@@ -271,12 +272,12 @@ def _apply_in_transaction(
             state.control_version,
             state.treatment_version,
             state.treatment_share,
-            salt=state.salt,
+            salt=state.salt or settings.EXPERIMENT_SALT,
             experiment=state.running_experiment,
             phase=state.phase,
         )
         if state
-        else _snapshot(None, None, None, salt="")
+        else _snapshot(None, None, None, salt=settings.EXPERIMENT_SALT)
     )
     after = change(before)
     effect = None if managed else _experiment_effect(before, after)
@@ -286,7 +287,7 @@ def _apply_in_transaction(
         "control_version": after[CONTROL],
         "treatment_version": after[TREATMENT],
         "treatment_share": after["treatmentShare"],
-        "salt": after["salt"] or "",
+        "salt": after["salt"],
         "running_experiment": after["experiment"],
         "phase": after["phase"],
         "updated_at": now,

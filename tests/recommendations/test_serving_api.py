@@ -218,7 +218,10 @@ def test_a_served_request_leaves_a_complete_trace_and_one_exposure(
     assert trace.metadata == {"limit": 4}
     assert trace.fallback_reason is None
     assert trace.latency_ms > 0
-    exposure = RawEvent.objects.get(type="recommend", payload__requestId=body["requestId"])
+    # The writer inserts traces and exposures in two inserts: the exposure may land a moment after the trace.
+    exposures = RawEvent.objects.filter(type="recommend", payload__requestId=body["requestId"])
+    wait_until(exposures.exists, timeout=1.0)
+    exposure = exposures.get()
     assert exposure.payload == {
         "requestId": body["requestId"],
         "variant": variant,

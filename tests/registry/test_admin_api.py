@@ -184,7 +184,14 @@ def test_the_history_lists_every_change_newest_first_in_pages(versions: Path, ad
     page = admin.get("/admin/serving-history", {"limit": 2}).json()
     assert [c["revision"] for c in page["changes"]] == [3, 2]
     assert page["changes"][0]["from"]["treatment"] == "v1.1.0"
-    assert page["changes"][0]["to"] == {"control": "v1.2.0", "treatment": "v1.2.0", "treatmentShare": 0.5}
+    assert page["changes"][0]["to"] == {
+        "control": "v1.2.0",
+        "treatment": "v1.2.0",
+        "treatmentShare": 0.5,
+        "salt": "rec-engine",
+        "experiment": None,
+        "phase": None,
+    }
     rest = admin.get("/admin/serving-history", {"limit": 2, "cursor": page["nextCursor"]}).json()
     assert [c["revision"] for c in rest["changes"]] == [1]
     assert rest["nextCursor"] is None
