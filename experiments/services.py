@@ -4,6 +4,7 @@ Every change of what is served goes through the registry's serving-state write (
 revision and one history record), with the experiment's own record updated in the same transaction.
 """
 
+import logging
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
@@ -25,6 +26,7 @@ from registry.services import (
 )
 from registry.state import reason_check
 
+logger = logging.getLogger(__name__)
 # What a draft may set; what a running experiment may change (each change starts a new phase).
 DRAFT_FIELDS = frozenset(
     {
@@ -172,6 +174,10 @@ def experiment_change(*, key: str, changes: dict[str, Any], actor: str, reason: 
             f"A running experiment can change only {', '.join(sorted(PHASE_FIELDS))}.",
             details={"fields": sorted(unknown)},
         )
+    changes = {name: value for name, value in changes.items() if getattr(record, name) != value}
+    if not changes:
+        # Asked for what runs already (a ramp step sent twice): no new phase.
+        return experiment_info(record)
     for name, value in changes.items():
         setattr(record, name, value)
     _validated(record)
@@ -272,7 +278,12 @@ def serving_change_observe(change: ServingChange) -> None:
     key = change.before["experiment"]
     if change.experiment_effect is None or key is None:
         return
-    record = _record(key)
+    record = Experiment.objects.filter(key=key).first()
+    if record is None:
+        # The state names an experiment whose record is gone (deleted by hand): nothing to follow, never block the
+        # switch, which also clears the name when it changes the treatment.
+        logger.warning("Serving state names experiment %s, which has no record", key)
+        return
     info = experiment_info(record)
     if change.experiment_effect == TREATMENT_CHANGED:
         _update(

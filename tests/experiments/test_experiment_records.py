@@ -73,6 +73,8 @@ def test_an_experiment_is_created_started_tagged_phased_and_shipped(served: None
     assert ramped.status_code == 200, ramped.json()
     phases = ramped.json()["phases"]
     assert [(p["id"], p["treatmentShare"]) for p in phases] == [(1, 0.1), (2, 0.5)]
+    again = admin(api_client, "patch", f"/experiments/{KEY}", {"treatmentShare": 0.5, "reason": "ramp"})
+    assert again.json()["phases"] == phases, "the same ramp sent twice starts no phase"
     assert phases[0]["endedAt"] == phases[1]["startedAt"]
     serve(api_client, range(20, 60))  # 20 returning users from phase 1, 20 new ones
 
@@ -224,3 +226,25 @@ def test_writes_need_the_admin_key_and_bad_input_is_a_clear_error(served: None, 
     assert (refused.status_code, refused.json()["error"]) == (409, "experiment_conflict")
     assert api_client.get("/experiments", {"status": "running"}).json()["experiments"][0]["key"] == KEY
     assert api_client.get("/experiments", {"status": "nope"}).status_code == 400
+
+
+def test_a_treatment_change_through_the_experiment_is_a_new_phase_and_phases_never_mix_versions(
+    served: None, api_client: APIClient
+) -> None:
+    create(api_client)
+    admin(api_client, "post", f"/experiments/{KEY}/start")
+    serve(api_client, range(40))
+    changed = admin(api_client, "patch", f"/experiments/{KEY}", {"treatmentVersion": "v1.0.0", "reason": "retrained"})
+    assert changed.status_code == 200, changed.json()
+    assert [p["treatmentVersion"] for p in changed.json()["phases"]] == ["v1.1.0", "v1.0.0"]
+    assert Experiment.objects.get(key=KEY).status == "running"
+    serve(api_client, range(40, 80))
+
+    def treatment_versions(phase: int) -> set[str]:
+        summary = api_client.get(f"/experiments/{KEY}/summary", {"phase": phase}).json()
+        assert summary["phase"]["id"] == phase
+        return {v["version"] for v in summary["variants"]["treatment"]["versions"]}
+
+    assert treatment_versions(1) == {"v1.1.0"}
+    assert treatment_versions(2) == {"v1.0.0"}
+    assert api_client.get(f"/experiments/{KEY}/summary", {"phase": 3}).status_code == 404
