@@ -273,8 +273,8 @@ def min_sample_per_variant(baseline_rate: float, settings: Settings) -> int | No
         shift -= step
         if abs(step) < 1e-13 * shift:
             break
-    n = (shift / effect) ** 2 * (1 + ratio) / ratio
-    return math.ceil(n * max(1.0, ratio))
+    n = (shift / effect) ** 2 * (1 + ratio) / ratio * max(1.0, ratio)
+    return math.ceil(n) if math.isfinite(n) else None
 
 
 def achieved_power(baseline_rate: float, control: int, treatment: int, settings: Settings) -> float | None:
@@ -453,8 +453,10 @@ def _look(settings: Settings, look: int | None) -> int | None:
 def analyse(control: Arm, treatment: Arm, settings: Settings, look: int | None = None) -> Result:
     """Compare treatment against control under the settings' rule and decide: ship, rollback or keep-running.
 
-    `look` is the 1-based index of the planned look; only the group-sequential rule uses it (and requires it).
+    `look` is the 1-based index of the planned look; only the group-sequential rule uses it (and requires it). Past
+    the last planned look it shows the last bound's interval but no longer decides (`beyond_planned_looks`).
     """
+    beyond_plan = settings.rule == GROUP_SEQUENTIAL and look is not None and look > settings.planned_looks
     look = _look(settings, look)
     srm = srm_p_value(control.exposed, treatment.exposed, settings.treatment_share)
     srm_ok = srm is None or srm >= SRM_ALPHA
@@ -510,6 +512,9 @@ def analyse(control: Arm, treatment: Arm, settings: Settings, look: int | None =
         half, p_value = critical * math.sqrt(variance), fixed_p
     below_plan = needed is not None and min(control.exposed, treatment.exposed) < needed
     decision, reasons = _decide_sequential(difference - half, difference + half, below_plan, srm_ok)
+    if beyond_plan:
+        # The planned looks have spent all of alpha: looking on at the last bound would spend it again.
+        decision, reasons = KEEP_RUNNING, [*reasons, "beyond_planned_looks"]
     return replace(
         base,
         ci_lower=difference - half,

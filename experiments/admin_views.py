@@ -159,9 +159,12 @@ def experiment_stop_page(request: HttpRequest, key: str) -> HttpResponse:
     info = _experiment(key)
     if request.method == "POST" and request.POST.get("confirm") == "yes":
         result = request.POST.get("result", "")
+        # The phase the page showed: if another has started since, the stop is refused rather than applied to it.
+        shown = request.POST.get("phase", "")
 
         def stop(actor: str, reason: str) -> str:
-            stopped = experiment_stop(key=key, result=result, actor=actor, reason=reason)
+            phase = int(shown) if shown.isdigit() else None
+            stopped = experiment_stop(key=key, result=result, actor=actor, reason=reason, phase=phase)
             state = serving_state_current(experiment=stopped.slot)
             serving = f" Serving now: control {state.control_version}, treatment share 0." if state else ""
             return f"Experiment {key} stopped: {result}.{serving}"
@@ -186,5 +189,6 @@ def experiment_stop_page(request: HttpRequest, key: str) -> HttpResponse:
             "control keeps serving. Either way the treatment share goes to 0."
         ),
         results=results,
+        phase=info.current_phase.id if info.current_phase else None,
         verb="stop it",
     )

@@ -16,9 +16,13 @@ def _not_a_slot(key: str) -> None:
         raise ValidationError(f"{key!r} names the serving slot; choose another key.")
 
 
+SHARE_MIN, SHARE_MAX = 0.001, 0.999
+
+
 def _open_share(share: float) -> None:
-    if not 0.0 < share < 1.0:
-        raise ValidationError("The treatment share must be above 0 and below 1.")
+    # Both arms get riders: from a 0.1% canary to 99.9%.
+    if not SHARE_MIN <= share <= SHARE_MAX:
+        raise ValidationError(f"The treatment share must be from {SHARE_MIN} to {SHARE_MAX}.")
 
 
 class ExperimentStatus(models.TextChoices):

@@ -337,9 +337,13 @@ def summary_read(*, key: str, hours: int | None, phase_id: int | None, now: date
     last 24 hours when none runs. `hours`: an ad-hoc window of hours on the slot, for exploration.
     """
     if hours is not None:
+        if phase_id is not None:
+            raise ApplicationError("validation_error", "Give phase or windowHours, not both.")
         slot = key if key in SLOTS else experiment_get(key=key).slot
         return experiment_summary(experiment=slot, hours=hours, now=now)
     info = experiment_running(slot=key) if key in SLOTS else experiment_get(key=key)
     if info is None:
+        if phase_id is not None:
+            raise ApplicationError("experiment_not_found", f"No experiment runs on {key}.", status=404)
         return experiment_summary(experiment=key, hours=DEFAULT_WINDOW_HOURS, now=now)
     return experiment_phase_summary(info=info, now=now, phase_id=phase_id)

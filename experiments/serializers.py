@@ -251,3 +251,8 @@ class ExperimentStopSerializer(serializers.Serializer):
         help_text="shipped: the treatment version becomes control; otherwise control stays. The share goes to 0.",
     )
     reason = _reason_field()
+    phase = serializers.IntegerField(
+        min_value=1,
+        required=False,
+        help_text="The phase the decision was read on: refused (409) if another phase has started since.",
+    )

@@ -20,6 +20,7 @@ from experiments.state import ExperimentInfo, Phase, experiment_info, phase_docu
 from registry.selectors import model_version_lineage
 from registry.services import (
     NEW_PHASE,
+    SHARE_CLOSED,
     TREATMENT_CHANGED,
     ServingChange,
     serving_state_experiment_set,
@@ -152,6 +153,7 @@ def experiment_start(*, key: str, actor: str, reason: str = "") -> ExperimentInf
         experiment=key,
         phase=1,
         expect_experiment=None,
+        expect_phase=None,
         action="experiment_start",
         actor=actor,
         reason=reason or f"start experiment {key}",
@@ -163,6 +165,8 @@ def experiment_start(*, key: str, actor: str, reason: str = "") -> ExperimentInf
 def experiment_change(*, key: str, changes: dict[str, Any], actor: str, reason: str = "") -> ExperimentInfo:
     """Edit a draft; or change a running experiment's versions, share or salt, which starts its next phase."""
     record = _record(key)
+    if "salt" in changes:
+        changes = {**changes, "salt": changes["salt"] or key}  # as at creation: an empty salt means the key
     if record.status == ExperimentStatus.DRAFT:
         return _draft_change(record, changes)
     if record.status != ExperimentStatus.RUNNING:
@@ -197,6 +201,7 @@ def experiment_change(*, key: str, changes: dict[str, Any], actor: str, reason: 
         experiment=key,
         phase=number,
         expect_experiment=key,
+        expect_phase=number - 1,
         action="experiment_phase",
         actor=actor,
         reason=reason or f"experiment {key}: phase {number}",
@@ -209,6 +214,9 @@ def _draft_change(record: Experiment, changes: dict[str, Any]) -> ExperimentInfo
     unknown = set(changes) - (DRAFT_FIELDS - {"key"})
     if unknown:
         raise ApplicationError("validation_error", "Unknown fields.", details={"fields": sorted(unknown)})
+    changes = {name: value for name, value in changes.items() if getattr(record, name) != value}
+    if not changes:
+        return experiment_info(record)
     for name, value in changes.items():
         setattr(record, name, value)
     _validated(record)
@@ -217,11 +225,18 @@ def _draft_change(record: Experiment, changes: dict[str, Any]) -> ExperimentInfo
 
 
 def experiment_stop(
-    *, key: str, result: str, actor: str, reason: str = "", reasons: list[str] | None = None
+    *,
+    key: str,
+    result: str,
+    actor: str,
+    reason: str = "",
+    reasons: list[str] | None = None,
+    phase: int | None = None,
 ) -> ExperimentInfo:
     """Stop for good. Shipped: the treatment version becomes control; any other result: control keeps serving.
 
-    Either way the treatment share goes to 0. A draft can only be abandoned (nothing is served for it).
+    Either way the treatment share goes to 0. A draft can only be abandoned (nothing is served for it). `phase` is the
+    phase the decision was read on: refused (409) when another has started since, so what ships is what was tested.
     """
     reason = reason_check(reason)
     if result not in ExperimentResult.values:
@@ -240,10 +255,14 @@ def experiment_stop(
     if record.status != ExperimentStatus.RUNNING:
         raise ApplicationError("experiment_not_running", f"Experiment {key} is stopped already.", status=409)
     info = experiment_info(record)
-    phase = info.current_phase
-    assert phase is not None  # a running experiment has at least its first phase
+    current = info.current_phase
+    assert current is not None  # a running experiment has at least its first phase
+    if phase is not None and phase != current.id:
+        raise ApplicationError(
+            "phase_changed", f"Experiment {key} is in phase {current.id} now, not {phase}; read it again.", status=409
+        )
     shipped = result == ExperimentResult.SHIPPED
-    if shipped and phase.treatment_version is None:
+    if shipped and current.treatment_version is None:
         raise ApplicationError("nothing_to_ship", f"Experiment {key} has no treatment version.", status=409)
 
     def also(change: ServingChange) -> None:
@@ -258,13 +277,14 @@ def experiment_stop(
 
     serving_state_experiment_set(
         slot=record.slot,
-        control_version=(phase.treatment_version if shipped else phase.control_version) or phase.control_version,
-        treatment_version=phase.treatment_version,
+        control_version=(current.treatment_version if shipped else current.control_version) or current.control_version,
+        treatment_version=current.treatment_version,
         treatment_share=0.0,
-        salt=phase.salt,
+        salt=current.salt,
         experiment=None,
         phase=None,
         expect_experiment=key,
+        expect_phase=current.id,
         action=f"experiment_{result}",
         actor=actor,
         reason=reason or f"experiment {key}: {result}",
@@ -274,7 +294,8 @@ def experiment_stop(
 
 
 def serving_change_observe(change: ServingChange) -> None:
-    """A plain switch or rollback while an experiment runs: next phase, or stop it when the treatment changed."""
+    """A plain switch or rollback while an experiment runs: next phase, or stop it when the treatment changed or the
+    share closed one arm."""
     key = change.before["experiment"]
     if change.experiment_effect is None or key is None:
         return
@@ -285,13 +306,13 @@ def serving_change_observe(change: ServingChange) -> None:
         logger.warning("Serving state names experiment %s, which has no record", key)
         return
     info = experiment_info(record)
-    if change.experiment_effect == TREATMENT_CHANGED:
+    if change.experiment_effect in (TREATMENT_CHANGED, SHARE_CLOSED):
         _update(
             record,
             ExperimentStatus.RUNNING,
             status=ExperimentStatus.STOPPED,
             result=ExperimentResult.ABANDONED,
-            result_reasons=[TREATMENT_CHANGED],
+            result_reasons=[change.experiment_effect],
             stop_reason=change.reason,
             stopped_by=change.actor,
             stopped_at=change.at,

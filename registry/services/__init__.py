@@ -11,6 +11,7 @@ from registry.services.publishing import (
 )
 from registry.services.switching import (
     NEW_PHASE,
+    SHARE_CLOSED,
     TREATMENT_CHANGED,
     ServingChange,
     serving_change_listener_register,
@@ -21,6 +22,7 @@ from registry.services.switching import (
 
 __all__ = [
     "NEW_PHASE",
+    "SHARE_CLOSED",
     "TREATMENT_CHANGED",
     "ServingChange",
     "serving_change_listener_register",

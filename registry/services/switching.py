@@ -24,7 +24,7 @@ from registry.models import ModelStatus, ModelVersion, ServingState, ServingStat
 from registry.state import ALL, TARGETS, ServingStateInfo, reason_check, serving_state_info
 
 WRITE_CONFLICT = 112
-NEW_PHASE, TREATMENT_CHANGED = "new_phase", "treatment_changed"
+NEW_PHASE, TREATMENT_CHANGED, SHARE_CLOSED = "new_phase", "treatment_changed", "share_closed"
 # What defines a phase: a change of any of these while an experiment runs starts a new one.
 _PHASE_KEYS = (CONTROL, TREATMENT, "treatmentShare", "salt")
 
@@ -173,6 +173,7 @@ def serving_state_experiment_set(
     experiment: str | None,
     phase: int | None,
     expect_experiment: str | None,
+    expect_phase: int | None,
     action: str,
     actor: str,
     reason: str,
@@ -180,21 +181,30 @@ def serving_state_experiment_set(
 ) -> ServingStateInfo:
     """Set the whole state for an experiment (start, new phase, stop), with `also` run in the same transaction.
 
-    Refused with 409 unless the slot's running experiment is `expect_experiment` when the change is applied, so two
-    experiments never run on one slot and a stop never undoes a change made meanwhile.
+    Refused with 409 unless the slot runs `expect_experiment` in `expect_phase` when the change is applied: two
+    experiments never run on one slot, and a change or a stop decided on one phase never lands on another (every
+    change of a version, the share or the salt while an experiment runs starts a new phase or stops it).
+    Only versions that will serve are loaded and verified first: a stop (share 0) never waits on the treatment's files.
     """
     reason = reason_check(reason)
     if not 0.0 <= treatment_share <= 1.0:
         raise ApplicationError("invalid_share", "treatmentShare must be between 0 and 1.", status=400)
-    for version in dict.fromkeys(v for v in (control_version, treatment_version) if v is not None):
+    serving = [control_version] + ([treatment_version] if treatment_version and treatment_share > 0 else [])
+    for version in dict.fromkeys(serving):
         _check_servable(version)
 
     def change(before: dict[str, Any]) -> dict[str, Any]:
-        if before["experiment"] != expect_experiment:
-            running = before["experiment"]
+        running = before["experiment"]
+        if running != expect_experiment:
             raise ApplicationError(
                 "experiment_conflict",
                 f"Experiment {running} runs on {slot}." if running else f"No experiment runs on {slot} any more.",
+                status=409,
+            )
+        if before["phase"] != expect_phase:
+            raise ApplicationError(
+                "phase_changed",
+                f"Experiment {running} is in phase {before['phase']} now, not {expect_phase}; read it again.",
                 status=409,
             )
         return _snapshot(
@@ -210,9 +220,10 @@ def _experiment_effect(before: dict[str, Any], after: dict[str, Any]) -> str | N
     """What a plain switch or rollback does to the experiment running on the slot, updating `after` to match."""
     if before["experiment"] is None or all(before[key] == after[key] for key in _PHASE_KEYS):
         return None
-    if after[TREATMENT] != before[TREATMENT]:
+    if after[TREATMENT] != before[TREATMENT] or not 0.0 < after["treatmentShare"] < 1.0:
+        # What was tested is no longer served, or one arm is empty: the experiment cannot go on.
         after.update(experiment=None, phase=None)
-        return TREATMENT_CHANGED
+        return TREATMENT_CHANGED if after[TREATMENT] != before[TREATMENT] else SHARE_CLOSED
     after["phase"] = before["phase"] + 1
     return NEW_PHASE
 

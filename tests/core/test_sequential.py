@@ -229,8 +229,12 @@ def test_the_group_sequential_interval_is_the_repeated_confidence_interval() -> 
         result = analyse(control, treatment, Settings(rule=GROUP_SEQUENTIAL), look=look)
         assert result.critical_z == bound and result.look == look
         assert (result.ci_lower, result.ci_upper) == pytest.approx((0.012 - bound * se, 0.012 + bound * se), rel=1e-12)
+    last = analyse(control, treatment, Settings(rule=GROUP_SEQUENTIAL), look=14)
+    assert last.decision == "ship"
+    # Past the planned looks the last bound's interval is shown, but alpha is spent: no more decisions.
     late = analyse(control, treatment, Settings(rule=GROUP_SEQUENTIAL), look=30)
     assert (late.look, late.critical_z) == (14, spending_bounds(0.05, 14)[-1])
+    assert late.decision == "keep-running" and "beyond_planned_looks" in late.reasons
     with pytest.raises(ValueError):
         analyse(control, treatment, Settings(rule=GROUP_SEQUENTIAL))
     with pytest.raises(ValueError):

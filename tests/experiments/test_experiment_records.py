@@ -1,13 +1,16 @@
 """Experiments as records: create, start, phases, stop, through the API, with real exposures from /recommendations."""
 
 import json
+import shutil
 import time
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -248,3 +251,49 @@ def test_a_treatment_change_through_the_experiment_is_a_new_phase_and_phases_nev
     assert treatment_versions(1) == {"v1.1.0"}
     assert treatment_versions(2) == {"v1.0.0"}
     assert api_client.get(f"/experiments/{KEY}/summary", {"phase": 3}).status_code == 404
+
+
+def test_apply_refuses_a_decision_read_on_a_phase_that_is_over(served: None, api_client: APIClient) -> None:
+    create(api_client)
+    admin(api_client, "post", f"/experiments/{KEY}/start")
+    backdate(KEY, [60])
+    plant_phase(KEY, 1, {"control": (1500, 150), "treatment": (1500, 400)}, prefix="win")
+    admin(api_client, "patch", f"/experiments/{KEY}", {"treatmentVersion": "v1.0.0"})
+    with pytest.raises(CommandError, match="phase_changed"):
+        call_command("experiment_summary", KEY, "--phase", "1", "--apply", stdout=StringIO())
+    assert Experiment.objects.get(key=KEY).status == "running"
+    assert ServingState.objects.get().treatment_version == "v1.0.0"
+    stale = admin(api_client, "post", f"/experiments/{KEY}/stop", {"result": "shipped", "phase": 1})
+    assert (stale.status_code, stale.json()["error"]) == (409, "phase_changed")
+
+
+def test_a_plain_switch_that_empties_an_arm_stops_the_experiment(served: None, api_client: APIClient) -> None:
+    create(api_client)
+    admin(api_client, "post", f"/experiments/{KEY}/start")
+    admin(api_client, "post", "/admin/switch-model", {"version": "v1.0.0", "target": "control", "treatmentShare": 0})
+    record = Experiment.objects.get(key=KEY)
+    assert (record.status, record.result_reasons) == ("stopped", ["share_closed"])
+
+
+def test_a_stop_does_not_need_the_treatment_files_that_it_stops_serving(
+    served: None, serving_env: Path, api_client: APIClient
+) -> None:
+    create(api_client)
+    admin(api_client, "post", f"/experiments/{KEY}/start")
+    for folder in ("registry", "cache"):
+        shutil.rmtree(serving_env / folder / "v1.1.0", ignore_errors=True)
+    stopped = admin(api_client, "post", f"/experiments/{KEY}/stop", {"result": "rolled_back"})
+    assert stopped.status_code == 200, stopped.json()
+    assert ServingState.objects.get().treatment_share == 0.0
+
+
+def test_edge_inputs_are_clear_errors_or_no_ops(served: None, api_client: APIClient) -> None:
+    tiny = create(api_client, treatmentShare=1e-310)
+    assert (tiny.status_code, list(tiny.json()["details"]["fields"])) == (400, ["treatment_share"])
+    create(api_client, salt="")
+    assert admin(api_client, "patch", f"/experiments/{KEY}", {}).status_code == 200  # nothing to change
+    emptied = admin(api_client, "patch", f"/experiments/{KEY}", {"salt": ""}).json()
+    assert emptied["salt"] == KEY
+    admin(api_client, "post", f"/experiments/{KEY}/start")
+    both = api_client.get(f"/experiments/{KEY}/summary", {"phase": 1, "windowHours": 2})
+    assert (both.status_code, both.json()["error"]) == (400, "validation_error")

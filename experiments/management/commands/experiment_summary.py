@@ -75,7 +75,12 @@ class Command(BaseCommand):
             f"{stats['ci']['upper']}], p {stats['pValue']}, {stats['rule']})"
         )
         info = experiment_stop(
-            key=summary["experiment"], result=result, actor=actor, reason=reason, reasons=summary["reasons"]
+            key=summary["experiment"],
+            result=result,
+            actor=actor,
+            reason=reason,
+            reasons=summary["reasons"],
+            phase=summary["phase"]["id"],  # refused if the decision was read on another phase than the current one
         )
         return {"experiment": info.key, "result": info.result}
 
