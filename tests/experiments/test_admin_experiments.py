@@ -126,7 +126,8 @@ def test_bad_input_and_refusals_are_form_errors_not_500s(
 ) -> None:
     bad = staff_client.post(ADD, draft_form(key="Bad Key", alpha="0.9", treatment_share="1"))
     assert bad.status_code == 200
-    assert "Lower-case letters, digits and -" in text(bad) and "The treatment share must be from 0.001 to 0.999" in text(bad)
+    assert "Lower-case letters, digits and -" in text(bad)
+    assert "The treatment share must be from 0.001 to 0.999" in text(bad)
     slot = staff_client.post(ADD, draft_form(key="rec-engine"))
     assert "names the serving slot" in text(slot)
     create(staff_client)
