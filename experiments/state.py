@@ -1,6 +1,6 @@
 """Experiments as every reader sees them: the record with its phases parsed (times as datetimes)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -102,30 +102,7 @@ def _phase(document: dict[str, Any]) -> Phase:
 
 
 def experiment_info(record: Experiment) -> ExperimentInfo:
-    return ExperimentInfo(
-        key=record.key,
-        name=record.name,
-        hypothesis=record.hypothesis,
-        owner=record.owner,
-        slot=record.slot,
-        control_version=record.control_version,
-        treatment_version=record.treatment_version,
-        treatment_share=record.treatment_share,
-        salt=record.salt,
-        primary_metric=dict(record.primary_metric),
-        rule=record.rule,
-        alpha=record.alpha,
-        relative_mde=record.relative_mde,
-        power=record.power,
-        n_star=record.n_star,
-        planned_days=record.planned_days,
-        status=record.status,
-        result=record.result,
-        result_reasons=list(record.result_reasons),
-        stop_reason=record.stop_reason,
-        created_at=record.created_at,
-        started_at=record.started_at,
-        stopped_at=record.stopped_at,
-        stopped_by=record.stopped_by,
-        phases=[_phase(document) for document in record.phases],
-    )
+    """The record as the shared type: its fields as they are, lists and dicts copied, phases parsed."""
+    values = {item.name: getattr(record, item.name) for item in fields(ExperimentInfo) if item.name != "phases"}
+    values |= {"primary_metric": dict(record.primary_metric), "result_reasons": list(record.result_reasons)}
+    return ExperimentInfo(**values, phases=[_phase(document) for document in record.phases])

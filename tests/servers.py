@@ -16,6 +16,20 @@ from rideease.embedded_db import free_port
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 
+# The browser tests' Chromium: Debian's build, headless, with nothing reaching the network.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+
+
 def http_get(url: str, timeout: float = 10.0) -> tuple[int, bytes]:
     """GET a URL; return (status, body) for any HTTP status."""
     try:

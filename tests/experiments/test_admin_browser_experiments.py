@@ -14,20 +14,9 @@ from playwright.sync_api import Page, sync_playwright
 from pymongo import MongoClient
 
 from rideease.embedded_db import embedded_db_start, embedded_db_stop, free_port
-from tests.servers import BASE_DIR, app_env, gunicorn_app, prepare_served_database
+from tests.servers import BASE_DIR, CHROMIUM, CHROMIUM_ARGS, app_env, gunicorn_app, prepare_served_database
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PASSWORD = "browser-test-password-0123"
 ADMIN_KEY = "browser-admin-key-0123456789"
 DB = "browser"

@@ -12,20 +12,9 @@ from playwright.sync_api import sync_playwright
 
 from core.assignment import variant_assign
 from rideease.embedded_db import embedded_db_start, embedded_db_stop, free_port
-from tests.servers import BASE_DIR, app_env, gunicorn_app, http_get, prepare_served_database
+from tests.servers import BASE_DIR, CHROMIUM, CHROMIUM_ARGS, app_env, gunicorn_app, http_get, prepare_served_database
 
 pytestmark = pytest.mark.slow
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-quic",
-]
 PASSWORD = "browser-test-password-0123"
 TREATED = next(
     f"rider-{n:06d}" for n in range(100) if variant_assign(f"rider-{n:06d}", treatment_share=0.5) == "treatment"
