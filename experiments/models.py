@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 
+from core.metrics import ADJUSTMENTS, DEFAULT_GUARDRAILS, EVENT_METRIC_PREFIX, GUARDRAIL_METRICS, SECONDARY_METRICS
 from core.statistics import FIXED_HORIZON, GROUP_SEQUENTIAL, SEQUENTIAL
 from core.variants import DEFAULT_EXPERIMENT
 
@@ -23,6 +24,66 @@ def _open_share(share: float) -> None:
     # Both arms get riders: from a 0.1% canary to 99.9%.
     if not SHARE_MIN <= share <= SHARE_MAX:
         raise ValidationError(f"The treatment share must be from {SHARE_MIN} to {SHARE_MAX}.")
+
+
+MAX_RAMP_STEPS = 10
+EVENT_TYPE_PATTERN = r"^[a-z][a-z0-9_]{0,31}$"
+
+
+def default_guardrails() -> list[dict[str, object]]:
+    return [dict(guardrail) for guardrail in DEFAULT_GUARDRAILS]
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _guardrails_valid(guardrails: object) -> None:
+    """[{metric, threshold, relative}], each metric at most once."""
+    if not isinstance(guardrails, list):
+        raise ValidationError("A list of {metric, threshold, relative}.")
+    seen = set()
+    for guardrail in guardrails:
+        if not isinstance(guardrail, dict) or set(guardrail) != {"metric", "threshold", "relative"}:
+            raise ValidationError("Each guardrail is {metric, threshold, relative}.")
+        metric, threshold = guardrail["metric"], guardrail["threshold"]
+        if metric not in GUARDRAIL_METRICS or metric in seen:
+            raise ValidationError(f"metric must be one of {', '.join(GUARDRAIL_METRICS)}, each once.")
+        if not _number(threshold) or not 0 <= threshold <= 100 or not isinstance(guardrail["relative"], bool):
+            raise ValidationError(f"{metric}: threshold is a number from 0 to 100 and relative true or false.")
+        seen.add(metric)
+
+
+def _secondary_metrics_valid(names: object) -> None:
+    """Names from the catalogue, or event:<type>, each at most once."""
+    if not isinstance(names, list) or len(names) != len(set(map(str, names))) or len(names) > 10:
+        raise ValidationError("A list of up to 10 distinct metric names.")
+    for name in names:
+        if not isinstance(name, str):
+            raise ValidationError("Metric names are strings.")
+        if name in SECONDARY_METRICS:
+            continue
+        event_type = name.removeprefix(EVENT_METRIC_PREFIX)
+        if name == event_type or not RegexValidator(EVENT_TYPE_PATTERN).regex.match(event_type):
+            raise ValidationError(f"{name!r}: one of {', '.join(SECONDARY_METRICS)} or event:<type>.")
+
+
+def _ramp_valid(steps: object) -> None:
+    """[{share, minHours, minUsers}], shares rising within the open range; empty: no ramp."""
+    if not isinstance(steps, list) or len(steps) > MAX_RAMP_STEPS:
+        raise ValidationError(f"A list of up to {MAX_RAMP_STEPS} steps {{share, minHours, minUsers}}.")
+    previous = 0.0
+    for step in steps:
+        if not isinstance(step, dict) or set(step) != {"share", "minHours", "minUsers"}:
+            raise ValidationError("Each step is {share, minHours, minUsers}.")
+        share, hours, users = step["share"], step["minHours"], step["minUsers"]
+        if not _number(share) or not SHARE_MIN <= share <= SHARE_MAX or share <= previous:
+            raise ValidationError(f"Step shares rise, each from {SHARE_MIN} to {SHARE_MAX}.")
+        if not _number(hours) or not 0 <= hours <= 24 * 365:
+            raise ValidationError("minHours is a number of hours from 0 to 8760.")
+        if not isinstance(users, int) or isinstance(users, bool) or not 0 <= users <= 100_000_000:
+            raise ValidationError("minUsers is a whole number from 0 to 100000000.")
+        previous = share
 
 
 class ExperimentStatus(models.TextChoices):
@@ -85,6 +146,25 @@ class Experiment(models.Model):
         validators=[MinValueValidator(1), MaxValueValidator(365)],
         help_text="Planned daily looks (the group-sequential rule's bounds; the planned sample otherwise).",
     )
+    # Guardrails, each tested one-sided with the primary's always-valid method: a failing one rolls back at once.
+    guardrails = models.JSONField(default=default_guardrails, blank=True, validators=[_guardrails_valid])
+    secondary_metrics = models.JSONField(
+        default=list, blank=True, db_column="secondaryMetrics", validators=[_secondary_metrics_valid]
+    )
+    adjustment = models.CharField(
+        max_length=8,
+        choices=[(name, name) for name in ADJUSTMENTS],
+        default=ADJUSTMENTS[0],
+        help_text="How the secondary metrics' p-values are adjusted: holm (family-wise) or bh (false discovery).",
+    )
+    cuped = models.BooleanField(default=True, help_text="Reduce the primary metric's variance with CUPED.")
+    # The ramp: the share serves its steps in turn, each for at least minHours and minUsers with guardrails holding.
+    ramp = models.JSONField(default=list, blank=True, validators=[_ramp_valid])
+    ramp_step = models.PositiveIntegerField(default=0, db_column="rampStep")  # index of the step serving
+    # The automatic looks (`experiment_summary --apply`): consecutive failures, the last one, decisions by action.
+    look_failures = models.PositiveIntegerField(default=0, db_column="lookFailures")
+    last_look = models.JSONField(default=dict, blank=True, db_column="lastLook")
+    decisions = models.JSONField(default=dict, blank=True)
     status = models.CharField(max_length=16, choices=ExperimentStatus.choices, default=ExperimentStatus.DRAFT)
     result = models.CharField(  # noqa: DJ001
         max_length=16, choices=ExperimentResult.choices, null=True, blank=True, default=None

@@ -42,6 +42,15 @@ class ExperimentInfo:
     power: float
     n_star: int
     planned_days: int
+    guardrails: list[dict[str, Any]]
+    secondary_metrics: list[str]
+    adjustment: str
+    cuped: bool
+    ramp: list[dict[str, Any]]
+    ramp_step: int
+    look_failures: int
+    last_look: dict[str, Any]
+    decisions: dict[str, int]
     status: str
     result: str | None
     result_reasons: list[str]
@@ -104,5 +113,13 @@ def _phase(document: dict[str, Any]) -> Phase:
 def experiment_info(record: Experiment) -> ExperimentInfo:
     """The record as the shared type: its fields as they are, lists and dicts copied, phases parsed."""
     values = {item.name: getattr(record, item.name) for item in fields(ExperimentInfo) if item.name != "phases"}
-    values |= {"primary_metric": dict(record.primary_metric), "result_reasons": list(record.result_reasons)}
+    values |= {
+        "primary_metric": dict(record.primary_metric),
+        "result_reasons": list(record.result_reasons),
+        "guardrails": [dict(guardrail) for guardrail in record.guardrails],
+        "secondary_metrics": list(record.secondary_metrics),
+        "ramp": [dict(step) for step in record.ramp],
+        "last_look": dict(record.last_look),
+        "decisions": dict(record.decisions),
+    }
     return ExperimentInfo(**values, phases=[_phase(document) for document in record.phases])
