@@ -1,6 +1,8 @@
 """Serializer fields every app's API shares."""
 
-from collections.abc import Mapping
+import re
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -37,3 +39,26 @@ def body_parse(serializer: type[serializers.Serializer], data: object, *, partia
         first = next(iter(body.errors.values()))[0]
         raise ApplicationError("validation_error", str(first), details={"fields": body.errors})
     return dict(body.validated_data)
+
+
+@contextmanager
+def api_field_names(serializer: type[serializers.Serializer]) -> Iterator[None]:
+    """A service's refusal in the API's words: the fields it names by their model names (`relative_mde`) are renamed
+    to the serializer's (`relativeMde`), in `details.fields` and in the message."""
+    try:
+        yield
+    except ApplicationError as exc:
+        names = {
+            field.source: name
+            for name, field in serializer().fields.items()
+            if isinstance(field.source, str) and field.source not in (name, "*")
+        }
+        if names:
+            pattern = re.compile(r"\b(" + "|".join(map(re.escape, names)) + r")\b")
+            exc.message = pattern.sub(lambda match: names[match.group(1)], exc.message)
+            fields = exc.details.get("fields")
+            if isinstance(fields, Mapping):
+                exc.details["fields"] = {names.get(name, name): error for name, error in fields.items()}
+            elif isinstance(fields, list):
+                exc.details["fields"] = [names.get(name, name) for name in fields]
+        raise

@@ -35,6 +35,10 @@ Shared by all three:
   Newton's method on its two-tailed form); the achieved power at the observed sample sizes is reported with it. Only
   the fixed-horizon rule requires it; the sequential rules report `insufficient_sample` as information.
 
+CUPED (`analyse(..., adjusted=core.guardrails.cuped(...))`): the two sequential rules take the adjusted difference and
+its variance in place of the raw ones (interval difference +- c sqrt(variance), p-values from the same formulas); the
+fixed-horizon rule keeps its exact score test on the counts.
+
 `analyse` is a cheap, pure function of the counts: for the sequential rules one closed-form score test (the fixed
 p-value, for information) and no bisection; the group-sequential bounds are cached per (alpha, looks).
 """
@@ -119,6 +123,19 @@ class Result:
     critical_z: float | None = None  # the group-sequential bound used at this look
     look: int | None = None  # the look analysed (group sequential: clamped to the planned looks)
     valid_at_any_look: bool = True
+    cuped_applied: bool = False  # the difference, interval and p-value are CUPED-adjusted
+    variance_reduction: float | None = None  # CUPED: 1 - adjusted / unadjusted variance of the difference
+
+
+@dataclass(frozen=True)
+class Cuped:
+    """The primary's difference adjusted with a pre-period covariate (built by `core.guardrails.cuped`)."""
+
+    theta: float
+    difference: float  # adjusted treatment mean - adjusted control mean
+    variance: float  # of `difference`
+    raw_variance: float  # of the unadjusted difference
+    variance_reduction: float  # 1 - variance / raw_variance
 
 
 # --- the normal distribution, without scipy's per-call overhead -------------------------------------------------------
@@ -450,11 +467,15 @@ def _look(settings: Settings, look: int | None) -> int | None:
     return min(look, settings.planned_looks)
 
 
-def analyse(control: Arm, treatment: Arm, settings: Settings, look: int | None = None) -> Result:
+def analyse(
+    control: Arm, treatment: Arm, settings: Settings, look: int | None = None, adjusted: Cuped | None = None
+) -> Result:
     """Compare treatment against control under the settings' rule and decide: ship, rollback or keep-running.
 
     `look` is the 1-based index of the planned look; only the group-sequential rule uses it (and requires it). Past
     the last planned look it shows the last bound's interval but no longer decides (`beyond_planned_looks`).
+    `adjusted` (CUPED) replaces the difference and its variance in the two sequential rules; the fixed-horizon rule's
+    exact score test on the counts ignores it. `z` and `fixed_horizon_p_value` stay the unadjusted score test's.
     """
     beyond_plan = settings.rule == GROUP_SEQUENTIAL and look is not None and look > settings.planned_looks
     look = _look(settings, look)
@@ -498,7 +519,17 @@ def analyse(control: Arm, treatment: Arm, settings: Settings, look: int | None =
         return replace(base, ci_lower=lower, ci_upper=upper, p_value=fixed_p, decision=decision, reasons=reasons)
     p_c, p_t = control.rate, treatment.rate
     variance = p_c * (1 - p_c) / control.exposed + p_t * (1 - p_t) / treatment.exposed
-    if variance == 0:
+    if adjusted is not None:
+        difference, variance = adjusted.difference, adjusted.variance
+        base = replace(
+            base,
+            difference=difference,
+            relative_lift=difference / control.rate if control.rate > 0 else None,
+            method=f"{base.method}; CUPED-adjusted with a pre-period covariate",
+            cuped_applied=True,
+            variance_reduction=adjusted.variance_reduction,
+        )
+    if variance <= 0:
         # Each arm all-or-nothing (0% against 100%): the unpooled variance is 0 and the interval is not defined.
         return replace(base, p_value=fixed_p if settings.rule == GROUP_SEQUENTIAL else None, reasons=["no_variance"])
     critical: float | None = None
@@ -509,7 +540,9 @@ def analyse(control: Arm, treatment: Arm, settings: Settings, look: int | None =
     else:
         assert look is not None  # _look() requires it for this rule
         critical = spending_bounds(settings.alpha, settings.planned_looks)[look - 1]
-        half, p_value = critical * math.sqrt(variance), fixed_p
+        half = critical * math.sqrt(variance)
+        # The nominal p-value: the score test's on the counts, or the Wald test's on the adjusted difference.
+        p_value = fixed_p if adjusted is None else 2 * _norm_sf(abs(difference) / math.sqrt(variance))
     below_plan = needed is not None and min(control.exposed, treatment.exposed) < needed
     decision, reasons = _decide_sequential(difference - half, difference + half, below_plan, srm_ok)
     if beyond_plan:

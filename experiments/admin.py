@@ -16,6 +16,14 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 
 from core.errors import ApplicationError
+from experiments.admin_fields import (
+    GUARDRAILS_HELP,
+    RAMP_HELP,
+    SECONDARY_METRICS_HELP,
+    GuardrailsField,
+    RampField,
+    SecondaryMetricsField,
+)
 from experiments.admin_views import experiment_phase_page, experiment_start_page, experiment_stop_page
 from experiments.models import Experiment, ExperimentStatus
 from experiments.services import DRAFT_FIELDS, experiment_change, experiment_create
@@ -31,7 +39,9 @@ else:
 DRAFT_FIELDSETS = [
     ("Experiment", {"fields": ["key", "name", "hypothesis"]}),
     ("Variants", {"fields": ["control_version", "treatment_version", "treatment_share", "salt"]}),
-    ("Decision rule", {"fields": ["rule", "alpha", "relative_mde", "power", "n_star", "planned_days"]}),
+    ("Decision rule", {"fields": ["rule", "alpha", "relative_mde", "power", "n_star", "planned_days", "cuped"]}),
+    ("Guardrails and secondary metrics", {"fields": ["guardrails", "secondary_metrics", "adjustment"]}),
+    ("Ramp", {"fields": ["ramp"]}),
 ]
 RECORD_FIELDS = [
     "owner",
@@ -46,6 +56,10 @@ RECORD_FIELDS = [
     "stopped_at",
     "primary_metric",
     "phase_list",
+    "ramp_step",
+    "look_failures",
+    "last_look",
+    "decisions",
 ]
 assert {name for _, options in DRAFT_FIELDSETS for name in options["fields"]} == DRAFT_FIELDS
 
@@ -58,6 +72,9 @@ class ExperimentForm(ExperimentModelForm):
     """
 
     actor = ""
+    guardrails = GuardrailsField(required=False, help_text=GUARDRAILS_HELP)
+    secondary_metrics = SecondaryMetricsField(help_text=SECONDARY_METRICS_HELP)
+    ramp = RampField(required=False, help_text=RAMP_HELP)
 
     def full_clean(self) -> None:
         super().full_clean()

@@ -79,10 +79,67 @@ def _context(request: HttpRequest, info: ExperimentInfo, title: str) -> dict[str
     }
 
 
+def _step_state(info: ExperimentInfo, index: int) -> str:
+    running = info.status == ExperimentStatus.RUNNING
+    if info.status == ExperimentStatus.DRAFT:
+        return "the start serves it" if index == 0 else ""
+    if index < info.ramp_step:
+        return "done"
+    if index == info.ramp_step:
+        return "serving now" if running else "the last one served"
+    return "next" if running and index == info.ramp_step + 1 else ""
+
+
+def _ramp_steps(info: ExperimentInfo) -> list[dict[str, Any]]:
+    """The ramp's steps as the page lists them, each with where the experiment stands on it."""
+    return [
+        {
+            "number": index + 1,
+            **step,
+            "state": _step_state(info, index),
+            "current": index == info.ramp_step and info.status != ExperimentStatus.DRAFT,
+        }
+        for index, step in enumerate(info.ramp)
+    ]
+
+
+def _guardrail_rows(info: ExperimentInfo) -> list[dict[str, Any]]:
+    """Each guardrail with its threshold in words and its status at the last automatic look."""
+    statuses = info.last_look.get("guardrails") or {}
+    rows = []
+    for guardrail in info.guardrails:
+        threshold = guardrail["threshold"]
+        if guardrail["relative"]:
+            allowed = f"relative {threshold}: fails when more than {threshold * 100:.4g}% above control"
+        else:
+            allowed = f"absolute {threshold}: fails when more than {threshold} above control"
+        rows.append({"metric": guardrail["metric"], "allowed": allowed, "status": statuses.get(guardrail["metric"])})
+    return rows
+
+
+def _last_look(info: ExperimentInfo) -> dict[str, Any] | None:
+    """The last automatic look, its time as a datetime (shown in the admin's format and time zone) when it parses."""
+    if not info.last_look:
+        return None
+    at = info.last_look.get("at")
+    try:
+        at_time = datetime.fromisoformat(at) if isinstance(at, str) else None
+    except ValueError:
+        at_time = None
+    return {**info.last_look, "at_time": at_time or at}
+
+
 def experiment_phase_page(request: HttpRequest, key: str) -> HttpResponse:
-    """One experiment: its record, and the summary of its current phase (or ?phase=) with the cumulative chart."""
+    """One experiment: its record, its ramp, guardrails and automatic looks, and the summary of its current phase (or
+    ?phase=) with the cumulative chart."""
     info = _experiment(key)
     context = _context(request, info, f"Experiment {key}: {info.name}")
+    context |= {
+        "ramp_steps": _ramp_steps(info),
+        "guardrail_rows": _guardrail_rows(info),
+        "last_look": _last_look(info),
+        "decisions": sorted(info.decisions.items()),
+    }
     if not info.phases:
         return TemplateResponse(request, PHASE_TEMPLATE, context)  # a draft, or abandoned before it ever ran
     try:
@@ -124,6 +181,19 @@ def _confirm(request: HttpRequest, info: ExperimentInfo, **values: Any) -> Templ
     return TemplateResponse(request, CONFIRM_TEMPLATE, context | values)
 
 
+def _percent(share: float) -> str:
+    return f"{share * 100:.4g}%"
+
+
+def _ramp_plan(info: ExperimentInfo) -> str:
+    if not info.ramp:
+        return ""
+    if len(info.ramp) == 1:
+        return " That is its ramp's only step."
+    later = ", ".join(_percent(step["share"]) for step in info.ramp[1:])
+    return f" That is its ramp's first step; the automatic looks take it on to {later}, one step at a time."
+
+
 def experiment_start_page(request: HttpRequest, key: str) -> HttpResponse:
     """GET: what starting serves, and a reason to give. POST confirm=yes: start it (experiment_start)."""
     info = _experiment(key)
@@ -148,7 +218,8 @@ def experiment_start_page(request: HttpRequest, key: str) -> HttpResponse:
         title=f"Start experiment {key}",
         question=(
             f"Serve control {info.control_version} and treatment {info.treatment_version} to "
-            f"{info.treatment_share:.0%} of users (salt {info.salt}), tagging every exposure with {key}, phase 1?"
+            f"{_percent(info.starting_share)} of users (salt {info.salt}), tagging every exposure with {key}, phase 1?"
+            f"{_ramp_plan(info)}"
         ),
         verb="start it",
     )

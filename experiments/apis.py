@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from common.auth import AdminApiKeyForWrites, request_actor
 from common.schema import ACTOR_HEADER, admin_error_responses, error_responses
-from common.serializers import body_parse
+from common.serializers import api_field_names, body_parse
 from core.errors import ApplicationError
 from experiments.models import ExperimentStatus
 from experiments.selectors import experiment_get, experiment_list, summary_read
@@ -62,11 +62,16 @@ class ExperimentListApi(APIView):
     )
     def post(self, request: Request) -> Response:
         fields = body_parse(ExperimentCreateSerializer, request.data)
-        return Response(experiment_data(experiment_create(fields=fields, actor=request_actor(request))), status=201)
+        with api_field_names(ExperimentCreateSerializer):
+            info = experiment_create(fields=fields, actor=request_actor(request))
+        return Response(experiment_data(info), status=201)
 
 
 class ExperimentDetailApi(APIView):
-    """GET /experiments/<key>; PATCH: edit a draft, or change a running one's versions, share or salt (new phase)."""
+    """GET /experiments/<key>; PATCH: edit a draft, or change a running one's versions, share or salt (new phase).
+
+    Errors name the fields as the API does (treatmentShare, secondaryMetrics), whichever rule refused them.
+    """
 
     permission_classes = [AdminApiKeyForWrites]
 
@@ -91,7 +96,8 @@ class ExperimentDetailApi(APIView):
     def patch(self, request: Request, key: str) -> Response:
         changes = body_parse(ExperimentChangeSerializer, request.data, partial=True)
         reason = changes.pop("reason", "")
-        info = experiment_change(key=key, changes=changes, actor=request_actor(request), reason=reason)
+        with api_field_names(ExperimentChangeSerializer):
+            info = experiment_change(key=key, changes=changes, actor=request_actor(request), reason=reason)
         return Response(experiment_data(info))
 
 

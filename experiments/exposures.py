@@ -6,16 +6,23 @@ conversion event on one of the items recommended in that exposure. Users exposed
 and left out of the test.
 
 Exposures and conversions arrive merged in time order, so only the exposures of the last conversion window keep their
-items; every other exposed user is one small int. Memory follows the number of users and the traffic of one conversion
-window, not the number of events in the summary's window.
+items; every other exposed user is one small int (and, in a phase, one short list of their metric values). Memory
+follows the number of users and the traffic of one conversion window, not the number of events in the summary's window.
+
+A phase's tally can stop after any event and be saved as plain JSON-able values (`PhaseTally.state`), then restored and
+fed the events that came after: the figures are those of one pass over the whole stream, so a look reads only the new
+events (experiments/rollups.py stores the state).
 """
 
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from heapq import merge
+from typing import Any
 
+from core.guardrails import LATENCY_BUCKETS, Moments, RequestStats, latency_bucket
+from core.metrics import BOOKINGS_PER_USER, CONVERSION_24H, EVENT_METRIC_PREFIX, PLAYS_PER_USER
 from core.variants import CONTROL, TREATMENT
 
 EXPOSURE = 0
@@ -35,6 +42,10 @@ class Event:
     item_id: str = ""
     # The experiment phase the exposure was served in (0: not tagged).
     phase: int = 0
+    # A conversion's event type; an exposure's answer latency and fallback reason ("" when none or not recorded).
+    event_type: str = ""
+    latency_ms: float | None = None
+    fallback: str = ""
 
 
 class _Flags:
@@ -52,6 +63,22 @@ class _Flags:
 
 _VARIANT_BITS = {CONTROL: _Flags.CONTROL, TREATMENT: _Flags.TREATMENT}
 _VARIANTS_MASK = _Flags.CONTROL | _Flags.TREATMENT | _Flags.OTHER
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = timedelta(microseconds=1)
+BOOK, PLAY = "book", "play"
+DAY = timedelta(days=1)
+# A model error is an error; any other reason an answer did not come from the variant's own model for this rider
+# (cold start, a treatment that is unset or cannot load) is a fallback.
+MODEL_ERROR = "model_error"
+
+
+def micros(ts: datetime) -> int:
+    """A time as whole microseconds since the epoch: exact, and plain JSON."""
+    return (ts - EPOCH) // _MICROSECOND
+
+
+def from_micros(value: int) -> datetime:
+    return EPOCH + value * _MICROSECOND
 
 
 class _Pending:
@@ -90,6 +117,57 @@ class _Pending:
     def forget(self, user_id: str) -> None:
         self._by_user.pop(user_id, None)
 
+    def state(self) -> list[list[Any]]:
+        """[[time, user, items], ...]: a forgotten user is never added again, so each user's queue entries are
+        exactly their list, and sorting by time restores the queue."""
+        return [[micros(ts), user, list(items)] for user, entries in self._by_user.items() for ts, items in entries]
+
+    def restore(self, entries: list[list[Any]], catalog: dict[str, str]) -> None:
+        for value, user, items in sorted(entries, key=lambda entry: entry[0]):
+            self.add(from_micros(value), user, tuple(catalog.setdefault(item, item) for item in items))
+
+
+class _Recent:
+    """Each not-yet-exposed user's conversion times of the last pre-period: CUPED's covariate at first exposure."""
+
+    def __init__(self, period: timedelta) -> None:
+        self._period = period
+        self._queue: deque[tuple[datetime, str]] = deque()
+        self._by_user: dict[str, int] = {}
+
+    def add(self, ts: datetime, user_id: str) -> None:
+        self._queue.append((ts, user_id))
+        self._by_user[user_id] = self._by_user.get(user_id, 0) + 1
+
+    def expire(self, now: datetime) -> None:
+        horizon = now - self._period
+        queue, by_user = self._queue, self._by_user
+        while queue and queue[0][0] < horizon:
+            _, user_id = queue.popleft()
+            left = by_user.get(user_id, 0) - 1
+            if left > 0:
+                by_user[user_id] = left
+            else:
+                by_user.pop(user_id, None)
+
+    def take(self, user_id: str) -> int:
+        """The user's count, which then stops being kept (the queue's entries for them expire harmlessly)."""
+        return self._by_user.pop(user_id, 0)
+
+    def state(self) -> list[list[Any]]:
+        # A taken user's entries may still be queued: keep only the newest `count` of each user's entries.
+        left = dict(self._by_user)
+        kept: list[list[Any]] = []
+        for ts, user in reversed(self._queue):
+            if left.get(user, 0) > 0:
+                left[user] -= 1
+                kept.append([micros(ts), user])
+        return kept[::-1]
+
+    def restore(self, entries: list[list[Any]]) -> None:
+        for value, user in entries:
+            self.add(from_micros(value), user)
+
 
 @dataclass(frozen=True)
 class VariantCounts:
@@ -117,6 +195,11 @@ class ExposureCounts:
     cumulative: list[Checkpoint]
     # Users exposed in this phase who were first exposed in an earlier one (not counted).
     users_from_earlier_phases: int = 0
+    # Per arm, over the users counted: the primary conversion with its CUPED covariate, and each secondary metric.
+    primary: dict[str, Moments] = field(default_factory=dict)
+    secondary: dict[str, dict[str, Moments]] = field(default_factory=dict)
+    # Per arm, over every answer of the phase: requests, errors, fallbacks and latencies.
+    requests: dict[str, RequestStats] = field(default_factory=dict)
 
 
 class _Tally:
@@ -146,28 +229,103 @@ def merged(exposures: Iterable[Event], conversions: Iterable[Event]) -> Iterator
     return merge(exposures, conversions, key=lambda event: (event.ts, event.kind))
 
 
-class _Counts:
-    """The state of one pass over the stream: users' flags, their tally and the pending exposures."""
+@dataclass(frozen=True)
+class Rules:
+    """What a phase counts: the primary conversion's rule, the secondary metrics and CUPED's pre-period.
 
-    def __init__(self, window: timedelta, phase: int | None) -> None:
-        self.phase = phase
+    Conversions before `phase_start` only feed the pre-period; with no phase (an ad-hoc window) there is none. No
+    `conversion_types`: every conversion in the stream is the primary's.
+    """
+
+    window: timedelta
+    conversion_types: frozenset[str]
+    phase: int | None = None
+    phase_start: datetime | None = None
+    secondary: tuple[str, ...] = ()
+    pre_period: timedelta | None = None
+
+    def event_types(self) -> list[str]:
+        """Every event type the phase's conversion stream must carry."""
+        types = set(self.conversion_types)
+        for name in self.secondary:
+            if name == BOOKINGS_PER_USER:
+                types.add(BOOK)
+            elif name == PLAYS_PER_USER:
+                types.add(PLAY)
+            elif name.startswith(EVENT_METRIC_PREFIX):
+                types.add(name.removeprefix(EVENT_METRIC_PREFIX))
+        return sorted(types)
+
+    def event_metrics(self) -> list[str]:
+        return [
+            name.removeprefix(EVENT_METRIC_PREFIX) for name in self.secondary if name.startswith(EVENT_METRIC_PREFIX)
+        ]
+
+
+# A counted user's values in `PhaseTally.values`: first exposure (microseconds), pre-period conversions, bookings,
+# plays, converted within 24 h (0/1), and one bit per `event:<type>` metric.
+_FIRST, _PRE, _BOOKINGS, _PLAYS, _DAY, _EVENTS = range(6)
+# Per arm: users, sum y, sum x, sum x^2, sum xy of the primary; then (sum, sum of squares) of each secondary metric.
+_SUMS = 5
+
+
+def _request_counts() -> list[Any]:
+    return [0, 0, 0, [0] * LATENCY_BUCKETS]
+
+
+class PhaseTally:
+    """The state of one pass over a phase's stream: users' flags and values, their tally, the pending exposures,
+    the pre-period's recent conversions and the answers' counts. Feed it events in (ts, kind) order."""
+
+    def __init__(self, rules: Rules) -> None:
+        self.rules = rules
         self.users: dict[str, int] = {}
+        self.values: dict[str, list[int]] = {}
         self.tally = _Tally()
-        self.pending = _Pending(window)
+        self.pending = _Pending(rules.window)
+        self.recent = _Recent(rules.pre_period) if rules.pre_period else None
         self.catalog: dict[str, str] = {}  # one string per item id, shared by every pending exposure that lists it
         self.versions: dict[str, Counter[str]] = {CONTROL: Counter(), TREATMENT: Counter()}
+        self.requests: dict[str, list[Any]] = {CONTROL: _request_counts(), TREATMENT: _request_counts()}
         self.exposures = self.conversions = 0
+        # The counts at the end of each day of the phase, as a daily look would have seen them; the next day's end.
+        self.cumulative: list[Checkpoint] = []
+        self.next_mark = rules.phase_start + DAY if rules.phase_start is not None else None
+        self._event_bits = {kind: 1 << bit for bit, kind in enumerate(rules.event_metrics())}
+
+    def feed(self, events: Iterable[Event]) -> None:
+        phase, users, pending, recent = self.rules.phase, self.users, self.pending, self.recent
+        for event in events:
+            while self.next_mark is not None and self.next_mark <= event.ts:
+                self.cumulative.append(self.checkpoint(self.next_mark))
+                self.next_mark += DAY
+            pending.expire(event.ts)
+            if recent is not None:
+                recent.expire(event.ts)
+            flags = users.get(event.user_id, 0)
+            if flags & _Flags.EARLIER:
+                if event.kind == EXPOSURE and event.phase == phase:
+                    users[event.user_id] = flags | _Flags.RETURNED
+                continue
+            if event.kind == EXPOSURE:
+                self._exposure(event, flags)
+            else:
+                self._conversion(event, flags)
 
     def _set(self, user_id: str, old: int, new: int) -> None:
         self.users[user_id] = new
         self.tally.move(old, new)
 
-    def exposure(self, event: Event, flags: int) -> None:
-        if self.phase is not None and event.phase != self.phase:
-            if not flags and event.phase < self.phase:
+    def _exposure(self, event: Event, flags: int) -> None:
+        phase = self.rules.phase
+        if phase is not None and event.phase != phase:
+            if not flags and event.phase < phase:
                 self.users[event.user_id] = _Flags.EARLIER
             return
         self.exposures += 1
+        if not flags:
+            pre = self.recent.take(event.user_id) if self.recent is not None else 0
+            self.values[event.user_id] = [micros(event.ts), pre, 0, 0, 0, 0]
         new = flags | _VARIANT_BITS.get(event.variant, _Flags.OTHER)
         if new != flags:
             self._set(event.user_id, flags, new)
@@ -175,15 +333,148 @@ class _Counts:
             items = tuple(self.catalog.setdefault(item, item) for item in event.items)
             self.pending.add(event.ts, event.user_id, items)
         self.versions.setdefault(event.variant, Counter())[event.model_version] += 1
+        counts = self.requests.get(event.variant)
+        if counts is not None:
+            counts[0] += 1
+            if event.fallback == MODEL_ERROR:
+                counts[1] += 1
+            elif event.fallback:
+                counts[2] += 1
+            if event.latency_ms is not None:
+                counts[3][latency_bucket(event.latency_ms)] += 1
 
-    def conversion(self, event: Event, flags: int) -> None:
-        self.conversions += 1
-        if flags and not flags & _Flags.CONVERTED and self.pending.matches(event.user_id, event.item_id):
+    def _conversion(self, event: Event, flags: int) -> None:
+        rules = self.rules
+        primary = not rules.conversion_types or event.event_type in rules.conversion_types
+        if rules.phase_start is not None and event.ts < rules.phase_start:
+            if primary and self.recent is not None:
+                self.recent.add(event.ts, event.user_id)
+            return
+        if primary:
+            self.conversions += 1
+        if not flags:
+            if primary and self.recent is not None:
+                self.recent.add(event.ts, event.user_id)
+            return
+        if primary and not flags & _Flags.CONVERTED and self.pending.matches(event.user_id, event.item_id):
             self._set(event.user_id, flags, flags | _Flags.CONVERTED)
             self.pending.forget(event.user_id)
+        values = self.values.get(event.user_id)
+        if values is not None and rules.secondary:
+            self._secondary(event, values, primary)
+
+    def _secondary(self, event: Event, values: list[int], primary: bool) -> None:
+        """A counted user's event after their first exposure, for the secondary metrics."""
+        if event.event_type == BOOK:
+            values[_BOOKINGS] += 1
+        elif event.event_type == PLAY:
+            values[_PLAYS] += 1
+        if primary and not values[_DAY] and micros(event.ts) - values[_FIRST] <= DAY // _MICROSECOND:
+            values[_DAY] = 1
+        values[_EVENTS] |= self._event_bits.get(event.event_type, 0)
 
     def checkpoint(self, at: datetime) -> Checkpoint:
         return Checkpoint(at, self.tally.arm(CONTROL), self.tally.arm(TREATMENT))
+
+    def counts(self, end: datetime | None = None) -> ExposureCounts:
+        """The figures as they stand, with the day ends before `end`: those not reached by an event yet are read at
+        the current counts (conversions after the phase's end may have passed some of its own: left out)."""
+        cumulative = [point for point in self.cumulative if end is not None and point.at < end]
+        mark = self.next_mark
+        while mark is not None and end is not None and mark < end:
+            cumulative.append(self.checkpoint(mark))
+            mark += DAY
+        primary, secondary = self._moments()
+        return ExposureCounts(
+            control=self._variant(CONTROL),
+            treatment=self._variant(TREATMENT),
+            users_in_both=self.tally.in_both(),
+            exposures=self.exposures,
+            conversions_seen=self.conversions,
+            cumulative=cumulative,
+            users_from_earlier_phases=sum(1 for flags in self.users.values() if flags & _Flags.RETURNED),
+            primary=primary,
+            secondary=secondary,
+            requests={
+                name: RequestStats(counts[0], counts[1], counts[2], tuple(counts[3]))
+                for name, counts in self.requests.items()
+            },
+        )
+
+    def _variant(self, name: str) -> VariantCounts:
+        exposed, converted = self.tally.arm(name)
+        return VariantCounts(exposed, converted, dict(self.versions.get(name, Counter())))
+
+    def _moments(self) -> tuple[dict[str, Moments], dict[str, dict[str, Moments]]]:
+        """Per arm: the primary's (conversion, pre-period conversions) sums and each secondary metric's sums."""
+        names = list(self.rules.secondary)
+        sums = {arm: [0.0] * (_SUMS + 2 * len(names)) for arm in (CONTROL, TREATMENT)}
+        arms = {_Flags.CONTROL: sums[CONTROL], _Flags.TREATMENT: sums[TREATMENT]}
+        extractors = [self._extractor(name) for name in names]
+        for user_id, flags in self.users.items():
+            row = arms.get(flags & _VARIANTS_MASK)
+            if row is None:
+                continue
+            values = self.values[user_id]
+            y, x = (1.0 if flags & _Flags.CONVERTED else 0.0), float(values[_PRE])
+            row[0] += 1
+            row[1] += y
+            row[2] += x
+            row[3] += x * x
+            row[4] += x * y
+            for index, extract in enumerate(extractors):
+                value = extract(values)
+                row[_SUMS + 2 * index] += value
+                row[_SUMS + 1 + 2 * index] += value * value
+        primary = {arm: Moments(int(r[0]), r[1], r[1], r[2], r[3], r[4]) for arm, r in sums.items()}
+        secondary = {
+            name: {arm: Moments(int(r[0]), r[_SUMS + 2 * i], r[_SUMS + 1 + 2 * i]) for arm, r in sums.items()}
+            for i, name in enumerate(names)
+        }
+        return primary, secondary
+
+    def _extractor(self, name: str) -> Any:
+        if name == BOOKINGS_PER_USER:
+            return lambda values: float(values[_BOOKINGS])
+        if name == PLAYS_PER_USER:
+            return lambda values: float(values[_PLAYS])
+        if name == CONVERSION_24H:
+            return lambda values: float(values[_DAY])
+        bit = self._event_bits[name.removeprefix(EVENT_METRIC_PREFIX)]
+        return lambda values: 1.0 if values[_EVENTS] & bit else 0.0
+
+    def state(self) -> dict[str, Any]:
+        """Everything the tally holds, as plain JSON-able values."""
+        return {
+            "users": self.users,
+            "values": self.values,
+            "pending": self.pending.state(),
+            "recent": self.recent.state() if self.recent is not None else [],
+            "versions": {name: dict(counter) for name, counter in self.versions.items()},
+            "requests": self.requests,
+            "exposures": self.exposures,
+            "conversions": self.conversions,
+            "nextMark": micros(self.next_mark) if self.next_mark is not None else None,
+            "cumulative": [[micros(p.at), list(p.control), list(p.treatment)] for p in self.cumulative],
+        }
+
+    @classmethod
+    def restore(cls, rules: Rules, state: dict[str, Any]) -> "PhaseTally":
+        tally = cls(rules)
+        tally.next_mark = from_micros(state["nextMark"]) if state["nextMark"] is not None else None
+        tally.users = state["users"]
+        for flags in tally.users.values():
+            if not flags & _Flags.EARLIER:
+                tally.tally.move(0, flags)
+        tally.values = state["values"]
+        tally.pending.restore(state["pending"], tally.catalog)
+        if tally.recent is not None:
+            tally.recent.restore(state["recent"])
+        tally.versions = {name: Counter(counts) for name, counts in state["versions"].items()}
+        tally.requests = state["requests"]
+        tally.exposures, tally.conversions = state["exposures"], state["conversions"]
+        tally.cumulative = [Checkpoint(from_micros(at), (c[0], c[1]), (t[0], t[1])) for at, c, t in state["cumulative"]]
+        return tally
 
 
 def count_exposures(
@@ -191,42 +482,14 @@ def count_exposures(
     *,
     window: timedelta,
     phase: int | None = None,
-    checkpoints: Sequence[datetime] = (),
+    conversion_types: frozenset[str] = frozenset(),
 ) -> ExposureCounts:
     """Exposed and converted users per variant, from a stream ordered by (ts, kind).
 
     With `phase`, only exposures tagged with that phase count, and a user whose first exposure in the stream was
-    tagged with an earlier phase is left out: they were assigned under another split. `checkpoints` (ascending)
-    record the counts as they stood at each of those times.
+    tagged with an earlier phase is left out: they were assigned under another split. Conversions of
+    `conversion_types` (every one in the stream when empty) count.
     """
-    counts = _Counts(window, phase)
-    marks = deque(checkpoints)
-    cumulative: list[Checkpoint] = []
-    for event in events:
-        while marks and marks[0] <= event.ts:
-            cumulative.append(counts.checkpoint(marks.popleft()))
-        counts.pending.expire(event.ts)
-        flags = counts.users.get(event.user_id, 0)
-        if flags & _Flags.EARLIER:
-            if event.kind == EXPOSURE and event.phase == phase:
-                counts.users[event.user_id] = flags | _Flags.RETURNED
-            continue
-        if event.kind == EXPOSURE:
-            counts.exposure(event, flags)
-        else:
-            counts.conversion(event, flags)
-    cumulative += [counts.checkpoint(at) for at in marks]  # after the last event: the final counts
-    return ExposureCounts(
-        control=_variant(counts.tally, counts.versions, CONTROL),
-        treatment=_variant(counts.tally, counts.versions, TREATMENT),
-        users_in_both=counts.tally.in_both(),
-        exposures=counts.exposures,
-        conversions_seen=counts.conversions,
-        cumulative=cumulative,
-        users_from_earlier_phases=sum(1 for flags in counts.users.values() if flags & _Flags.RETURNED),
-    )
-
-
-def _variant(tally: _Tally, versions: dict[str, Counter[str]], name: str) -> VariantCounts:
-    exposed, converted = tally.arm(name)
-    return VariantCounts(exposed_users=exposed, converted_users=converted, versions=dict(versions.get(name, Counter())))
+    tally = PhaseTally(Rules(window=window, conversion_types=conversion_types, phase=phase))
+    tally.feed(events)
+    return tally.counts()

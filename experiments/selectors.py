@@ -1,22 +1,29 @@
 """Reads for experiments: the exposure and conversion streams of a window, and the summary built from them."""
 
-import heapq
 import math
-from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from bson.codec_options import CodecOptions
 from django.conf import settings
 
 from core.errors import ApplicationError
+from core.guardrails import (
+    GuardrailResult,
+    MetricResult,
+    RequestStats,
+    cuped,
+    guardrails_check,
+    mean_metric,
+    metrics_adjusted,
+)
 from core.statistics import Arm, Result, Settings, analyse, rate_interval
-from core.variants import DEFAULT_EXPERIMENT
-from experiments.exposures import CONVERSION, EXPOSURE, Event, ExposureCounts, VariantCounts, count_exposures, merged
+from core.variants import CONTROL, DEFAULT_EXPERIMENT, TREATMENT
+from experiments.exposures import ExposureCounts, VariantCounts, count_exposures, merged
 from experiments.models import Experiment, ExperimentStatus
+from experiments.rollups import phase_counts
 from experiments.state import ExperimentInfo, Phase, experiment_info
-from recommendations.selectors import raw_event_collection
+from experiments.streams import conversion_stream, exposure_stream
 from registry.selectors import serving_state_current
 from registry.state import ServingStateInfo
 
@@ -25,78 +32,6 @@ SLOTS = (DEFAULT_EXPERIMENT,)
 DAY = timedelta(days=1)
 # The slot's summary when no experiment runs on it.
 DEFAULT_WINDOW_HOURS = 24
-# Documents per cursor batch: small enough that what is read ahead stays a few MB whatever the window holds.
-BATCH = 2_000
-SLICE = timedelta(hours=1)
-# Event times as aware UTC datetimes, comparable with the phases' times.
-TZ_AWARE: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
-
-
-def _time_slices(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:
-    """Consecutive [a, b) slices of SLICE covering [start, end)."""
-    while start < end:
-        yield start, min(start + SLICE, end)
-        start += SLICE
-
-
-def _sorted_by_time(query: dict[str, Any], projection: dict[str, int], start: datetime, end: datetime) -> Iterator[Any]:
-    """Documents matching `query` with ts in [start, end), oldest first.
-
-    Read one hour at a time, each slice sorted by the server: a server that sorts in memory (rather than walking the
-    (type, ts) index) then never holds more than an hour of events, and our side holds one batch.
-    """
-    for low, high in _time_slices(start, end):
-        yield from (
-            raw_event_collection()
-            .with_options(codec_options=TZ_AWARE)
-            .find({**query, "ts": {"$gte": low, "$lt": high}}, projection=projection, batch_size=BATCH)
-            .sort("ts", 1)
-            .allow_disk_use(True)
-        )
-
-
-def exposure_stream(*, start: datetime, end: datetime, experiment: str | None = None) -> Iterator[Event]:
-    """`recommend` events in [start, end) (only those tagged with `experiment` when given), oldest first, with only
-    the fields the summary needs."""
-    projection = {
-        "_id": 0,
-        "userId": 1,
-        "ts": 1,
-        "payload.variant": 1,
-        "payload.modelVersion": 1,
-        "payload.items": 1,
-        "payload.phase": 1,
-        "payload.experiment": 1,
-    }
-    # The experiment is matched here, not in the query: while it runs nearly every exposure carries it anyway, and
-    # the (type, ts) index then serves the query alone on every server.
-    for doc in _sorted_by_time({"type": "recommend"}, projection, start, end):
-        payload = doc.get("payload") or {}
-        if experiment is not None and payload.get("experiment") != experiment:
-            continue
-        yield Event(
-            ts=doc["ts"],
-            kind=EXPOSURE,
-            user_id=doc["userId"],
-            variant=str(payload.get("variant", "")),
-            model_version=str(payload.get("modelVersion", "")),
-            items=frozenset(payload.get("items") or ()),
-            phase=int(payload.get("phase") or 0),
-        )
-
-
-def conversion_stream(*, start: datetime, end: datetime, types: list[str]) -> Iterator[Event]:
-    """Conversion events in [start, end), oldest first.
-
-    One equality query per type, merged here: some servers answer `type: {$in: [...]}` with a collection scan.
-    """
-    projection = {"_id": 0, "userId": 1, "ts": 1, "itemId": 1}
-
-    def of_type(kind: str) -> Iterator[Event]:
-        for doc in _sorted_by_time({"type": kind}, projection, start, end):
-            yield Event(ts=doc["ts"], kind=CONVERSION, user_id=doc["userId"], item_id=str(doc.get("itemId") or ""))
-
-    return heapq.merge(*(of_type(kind) for kind in dict.fromkeys(types)), key=lambda event: event.ts)
 
 
 def window_counts(*, start: datetime, end: datetime) -> ExposureCounts:
@@ -105,7 +40,8 @@ def window_counts(*, start: datetime, end: datetime) -> ExposureCounts:
     exposures = exposure_stream(start=start, end=end)
     # A conversion may come up to one conversion window after the last exposure of the window.
     conversions = conversion_stream(start=start, end=end + window, types=list(settings.CONVERSION_EVENT_TYPES))
-    return count_exposures(merged(exposures, conversions), window=window)
+    types = list(settings.CONVERSION_EVENT_TYPES)
+    return count_exposures(merged(exposures, conversions), window=window, conversion_types=frozenset(types))
 
 
 def experiment_get(*, key: str) -> ExperimentInfo:
@@ -189,6 +125,12 @@ class ExperimentSummary:
     status: str | None = None
     users_from_earlier_phases: int = 0
     cumulative: list[CumulativePoint] = field(default_factory=list)
+    # A phase's guardrails, secondary metrics (p-values adjusted together), answers per arm and the ramp.
+    guardrails: list[GuardrailResult] = field(default_factory=list)
+    secondary: list[MetricResult] = field(default_factory=list)
+    requests: dict[str, RequestStats] = field(default_factory=dict)
+    ramp: list[dict[str, Any]] = field(default_factory=list)
+    ramp_step: int = 0
 
 
 def _variant_summary(counts: VariantCounts, alpha: float) -> VariantSummary:
@@ -255,13 +197,19 @@ def _look(start: datetime, end: datetime) -> int:
 
 
 def experiment_phase_summary(
-    *, info: ExperimentInfo, now: datetime, phase_id: int | None = None, alpha: float | None = None
+    *,
+    info: ExperimentInfo,
+    now: datetime,
+    phase_id: int | None = None,
+    alpha: float | None = None,
+    rebuild: bool = False,
 ) -> ExperimentSummary:
     """An experiment's summary over one phase (the current one by default), from the phase's start.
 
     Only exposures tagged with the phase count, and users first exposed in an earlier phase are left out; the
     sample-ratio check uses the phase's own share. `cumulative` has the difference and its interval at the end of
-    each day of the phase, as a daily look would have seen them.
+    each day of the phase, as a daily look would have seen them (without CUPED; the last point is the decision's).
+    The figures come from the phase's running aggregates, brought up to date (`rebuild`: recomputed from scratch).
     """
     if not info.phases:
         raise ApplicationError("experiment_not_started", f"Experiment {info.key} has not started.", status=409)
@@ -269,38 +217,30 @@ def experiment_phase_summary(
     if phase is None:
         raise ApplicationError("phase_not_found", f"Experiment {info.key} has no phase {phase_id}.", status=404)
     start, end = phase.started_at, min(phase.ended_at or now, now)
-    minutes = int(info.primary_metric.get("windowMinutes", settings.CONVERSION_WINDOW_MINUTES))
-    types = list(info.primary_metric.get("eventTypes", settings.CONVERSION_EVENT_TYPES))
-    window = timedelta(minutes=minutes)
-    days = [start + DAY * k for k in range(1, _look(start, end))]
-    counts = count_exposures(
-        merged(
-            # From the experiment's start: who was exposed in an earlier phase is known before this one begins.
-            exposure_stream(start=info.phases[0].started_at, end=end, experiment=info.key),
-            conversion_stream(start=start, end=min(end + window, now), types=types),
-        ),
-        window=window,
-        phase=phase.id,
-        checkpoints=days,
-    )
+    counts = phase_counts(info=info, phase=phase, now=now, rebuild=rebuild)
     config = info.settings(treatment_share=phase.treatment_share)
     if alpha is not None:
         config = replace(config, alpha=alpha)
-    stats = analyse(*_arms(counts), config, look=_look(start, end))
+    control, treatment = _arms(counts)
+    adjusted = cuped(counts.primary[CONTROL], counts.primary[TREATMENT]) if info.cuped else None
+    stats = analyse(control, treatment, config, look=_look(start, end), adjusted=adjusted)
     cumulative = [
         _point(day, point.at, Arm(*point.control), Arm(*point.treatment), config)
         for day, point in enumerate(counts.cumulative, start=1)
     ]
-    control, treatment = _arms(counts)
     cumulative.append(_point(_look(start, end), end, control, treatment, config, stats))
+    secondary = [
+        mean_metric(name, arms[CONTROL], arms[TREATMENT], alpha=config.alpha, n_star=config.n_star)
+        for name, arms in counts.secondary.items()
+    ]
     return ExperimentSummary(
         experiment=info.key,
         slot=info.slot,
         start=start,
         end=end,
         hours=None,
-        conversion_window_minutes=minutes,
-        conversion_event_types=types,
+        conversion_window_minutes=int(info.primary_metric.get("windowMinutes", settings.CONVERSION_WINDOW_MINUTES)),
+        conversion_event_types=list(info.primary_metric.get("eventTypes", settings.CONVERSION_EVENT_TYPES)),
         treatment_share=phase.treatment_share,
         control=_variant_summary(counts.control, config.alpha),
         treatment=_variant_summary(counts.treatment, config.alpha),
@@ -311,6 +251,17 @@ def experiment_phase_summary(
         status=info.status,
         users_from_earlier_phases=counts.users_from_earlier_phases,
         cumulative=cumulative,
+        guardrails=guardrails_check(
+            info.guardrails,
+            counts.requests[CONTROL],
+            counts.requests[TREATMENT],
+            alpha=config.alpha,
+            n_star=config.n_star,
+        ),
+        secondary=metrics_adjusted(secondary, info.adjustment, config.alpha),
+        requests=counts.requests,
+        ramp_step=info.ramp_step,
+        ramp=info.ramp,
     )
 
 
@@ -330,7 +281,9 @@ def _point(
     )
 
 
-def summary_read(*, key: str, hours: int | None, phase_id: int | None, now: datetime) -> ExperimentSummary:
+def summary_read(
+    *, key: str, hours: int | None, phase_id: int | None, now: datetime, rebuild: bool = False
+) -> ExperimentSummary:
     """The summary the API, the web admin and the command show for `key`.
 
     An experiment's key: its current phase (or `phase_id`). The slot's name: the experiment running on it, or the
@@ -346,4 +299,4 @@ def summary_read(*, key: str, hours: int | None, phase_id: int | None, now: date
         if phase_id is not None:
             raise ApplicationError("experiment_not_found", f"No experiment runs on {key}.", status=404)
         return experiment_summary(experiment=key, hours=DEFAULT_WINDOW_HOURS, now=now)
-    return experiment_phase_summary(info=info, now=now, phase_id=phase_id)
+    return experiment_phase_summary(info=info, now=now, phase_id=phase_id, rebuild=rebuild)

@@ -4,9 +4,11 @@ admin and `manage.py experiment_summary`, and document both in the OpenAPI schem
 from collections.abc import Mapping
 from typing import Any
 
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from common.serializers import IsoDateTimeField, query_parse
+from core.metrics import ADJUSTMENTS, DEFAULT_GUARDRAILS, GUARDRAIL_METRICS, SECONDARY_METRICS
 from core.statistics import KEEP_RUNNING, ROLLBACK, SHIP
 from experiments.models import DecisionRule, ExperimentResult, ExperimentStatus
 from experiments.selectors import ExperimentSummary
@@ -108,6 +110,55 @@ class StatsSerializer(serializers.Serializer):
     srm = SrmSerializer(source="*")
     minSamplePerVariant = serializers.IntegerField(source="min_sample_per_variant", allow_null=True)
     power = serializers.FloatField(allow_null=True)
+    cupedApplied = serializers.BooleanField(
+        source="cuped_applied", help_text="Whether the difference and interval are CUPED-adjusted."
+    )
+    varianceReduction = serializers.FloatField(
+        source="variance_reduction",
+        allow_null=True,
+        help_text="CUPED: 1 - adjusted variance / unadjusted variance of the difference.",
+    )
+
+
+class GuardrailResultSerializer(serializers.Serializer):
+    metric = serializers.CharField()
+    threshold = serializers.FloatField()
+    relative = serializers.BooleanField()
+    control = serializers.FloatField(allow_null=True, help_text="Control's value: ms for latency, else a rate.")
+    treatment = serializers.FloatField(allow_null=True)
+    degradation = serializers.FloatField(
+        allow_null=True, help_text="How much worse the treatment is: t / c - 1 when relative, else t - c."
+    )
+    lower = serializers.FloatField(
+        allow_null=True, help_text="Its always-valid one-sided lower bound: the guardrail fails above the threshold."
+    )
+    status = serializers.CharField(help_text="ok, failing or insufficient (not enough answers to tell).")
+
+
+class MetricResultSerializer(serializers.Serializer):
+    name = serializers.CharField()
+    control = serializers.FloatField(allow_null=True, help_text="Control's mean per exposed user.")
+    treatment = serializers.FloatField(allow_null=True)
+    difference = serializers.FloatField(allow_null=True)
+    relativeLift = serializers.FloatField(source="relative_lift", allow_null=True)
+    ciLower = serializers.FloatField(source="ci_lower", allow_null=True)
+    ciUpper = serializers.FloatField(source="ci_upper", allow_null=True)
+    pValue = serializers.FloatField(source="p_value", allow_null=True, help_text="Always-valid p-value.")
+    adjustedPValue = serializers.FloatField(
+        source="adjusted_p_value", allow_null=True, help_text="Adjusted across the experiment's secondary metrics."
+    )
+    significant = serializers.BooleanField()
+
+
+class RequestStatsSerializer(serializers.Serializer):
+    requests = serializers.IntegerField()
+    modelErrors = serializers.IntegerField(source="errors", help_text="Answers where the model raised.")
+    fallbacks = serializers.IntegerField(help_text="Answers that fell back: cold start, or a treatment not loaded.")
+
+
+class RampSummarySerializer(serializers.Serializer):
+    step = serializers.IntegerField(source="ramp_step", help_text="The step serving (0: the first).")
+    steps = serializers.JSONField(source="ramp", help_text="[{share, minHours, minUsers}]; empty without a ramp.")
 
 
 class ServingVersionsSerializer(serializers.Serializer):
@@ -163,12 +214,90 @@ class ExperimentSummarySerializer(serializers.Serializer):
         help_text="Machine-readable, e.g. insufficient_sample, srm_detected.",
     )
     serving = ServingVersionsSerializer(allow_null=True)
+    guardrails = GuardrailResultSerializer(many=True, help_text="Each guardrail, tested one-sided at any look.")
+    secondaryMetrics = MetricResultSerializer(
+        source="secondary", many=True, help_text="Reported, never deciding; p-values adjusted together."
+    )
+    answers = serializers.DictField(
+        source="requests", child=RequestStatsSerializer(), help_text="Answers per variant in the phase."
+    )
+    ramp = RampSummarySerializer(source="*")
 
 
 def experiment_summary_data(summary: ExperimentSummary) -> dict[str, Any]:
     """The summary as the API, the web admin and the command all show it."""
     data: dict[str, Any] = ExperimentSummarySerializer(summary).data
     return data
+
+
+class GuardrailSerializer(serializers.Serializer):
+    metric = serializers.ChoiceField(choices=GUARDRAIL_METRICS)
+    threshold = serializers.FloatField(
+        help_text="How much worse than control the treatment may be before the guardrail fails (0 to 100): a fraction "
+        "of control's value when relative (0.2: 20% slower), else a difference (0.005: half a percentage point)."
+    )
+    relative = serializers.BooleanField()
+
+
+class RampStepSerializer(serializers.Serializer):
+    share = serializers.FloatField(help_text="The step's treatment share, 0.001 to 0.999, above the step before.")
+    minHours = serializers.FloatField(help_text="Hours the step serves at least before the next (0 to 8760).")
+    minUsers = serializers.IntegerField(help_text="Users the step exposes at least before the next (0 to 100000000).")
+
+
+class LastLookSerializer(serializers.Serializer):
+    at = IsoDateTimeField(required=False)
+    phase = serializers.IntegerField(required=False)
+    step = serializers.IntegerField(required=False, help_text="The ramp step looked at (0: the first).")
+    outcome = serializers.CharField(required=False)
+    action = serializers.CharField(required=False, allow_null=True, help_text="What the look did, if anything.")
+    guardrails = serializers.DictField(
+        child=serializers.CharField(), required=False, help_text="Each guardrail's status, by metric."
+    )
+    error = serializers.CharField(required=False, allow_null=True, help_text="Why the look failed, if it did.")
+
+
+# Kept as sent and checked by the experiment's own rules (experiments.models), like every other field's range, so
+# the API, the web admin and the model say the same; the schema shows their shape.
+@extend_schema_field(GuardrailSerializer(many=True))
+class GuardrailsField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(serializers.ListField(child=serializers.CharField()))
+class MetricNamesField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(RampStepSerializer(many=True))
+class RampField(serializers.JSONField):
+    pass
+
+
+@extend_schema_field(LastLookSerializer)
+class LastLookField(serializers.JSONField):
+    pass
+
+
+def _guardrails_text(guardrails: tuple[dict[str, object], ...]) -> str:
+    kinds = {True: "relative", False: "absolute"}
+    return ", ".join(f"{g['metric']} {g['threshold']} {kinds[bool(g['relative'])]}" for g in guardrails)
+
+
+GUARDRAILS_HELP = (
+    "Each metric at most once; a failing guardrail rolls the experiment back at once. "
+    f"Default: {_guardrails_text(DEFAULT_GUARDRAILS)}; [] for none."
+)
+SECONDARY_METRICS_HELP = (
+    f"Up to 10 distinct names: {', '.join(SECONDARY_METRICS)}, or event:<type> (the share of users with such an "
+    "event; the type in lower-case letters, digits and _). Reported with adjusted p-values, never deciding alone."
+)
+ADJUSTMENT_HELP = "How the secondary metrics' p-values are adjusted: holm (family-wise) or bh (false discovery rate)."
+RAMP_HELP = (
+    "Up to 10 steps with rising shares: a start serves the first step's share, and the automatic looks move to the "
+    "next once the step has served its hours and users with every guardrail holding. [] (the default): no ramp, the "
+    "start serves treatmentShare."
+)
 
 
 class ExperimentSerializer(serializers.Serializer):
@@ -188,6 +317,23 @@ class ExperimentSerializer(serializers.Serializer):
     power = serializers.FloatField()
     nStar = serializers.IntegerField(source="n_star")
     plannedDays = serializers.IntegerField(source="planned_days")
+    guardrails = GuardrailsField(help_text=GUARDRAILS_HELP)
+    secondaryMetrics = serializers.ListField(
+        source="secondary_metrics", child=serializers.CharField(), help_text=SECONDARY_METRICS_HELP
+    )
+    adjustment = serializers.ChoiceField(choices=ADJUSTMENTS, help_text=ADJUSTMENT_HELP)
+    cuped = serializers.BooleanField(help_text="Whether the primary metric's variance is reduced with CUPED.")
+    ramp = RampField(help_text=RAMP_HELP)
+    rampStep = serializers.IntegerField(
+        source="ramp_step", help_text="The ramp step serving (0: the first); meaningless without a ramp."
+    )
+    lookFailures = serializers.IntegerField(
+        source="look_failures", help_text="Automatic looks that failed in a row (0 after one that worked)."
+    )
+    lastLook = LastLookField(source="last_look", help_text="The last automatic look; {} before the first.")
+    decisions = serializers.DictField(
+        child=serializers.IntegerField(), help_text="How often the automatic looks took each action, by action."
+    )
     status = serializers.ChoiceField(choices=ExperimentStatus.choices)
     result = serializers.ChoiceField(choices=ExperimentResult.choices, allow_null=True)
     resultReasons = serializers.ListField(source="result_reasons", child=serializers.CharField())
@@ -228,10 +374,18 @@ class ExperimentCreateSerializer(serializers.Serializer):
     power = serializers.FloatField(required=False)
     nStar = serializers.IntegerField(source="n_star", required=False)
     plannedDays = serializers.IntegerField(source="planned_days", required=False)
+    guardrails = GuardrailsField(required=False, help_text=GUARDRAILS_HELP)
+    secondaryMetrics = MetricNamesField(source="secondary_metrics", required=False, help_text=SECONDARY_METRICS_HELP)
+    adjustment = serializers.ChoiceField(choices=ADJUSTMENTS, required=False, help_text=ADJUSTMENT_HELP)
+    cuped = serializers.BooleanField(
+        required=False, help_text="Reduce the primary metric's variance with CUPED (default true)."
+    )
+    ramp = RampField(required=False, help_text=RAMP_HELP)
 
 
 class ExperimentChangeSerializer(ExperimentCreateSerializer):
-    """Changes to a draft (any field but the key), or to a running experiment (versions, share, salt: a new phase)."""
+    """Changes to a draft (any field but the key), or to a running experiment (versions, share, salt: a new phase;
+    nothing else changes once it runs)."""
 
     reason = _reason_field()
 

@@ -11,10 +11,11 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError
+from django.db import IntegrityError, connections
 from django.utils import timezone
 
 from core.errors import ApplicationError
+from core.rollout import FAILED as LOOK_FAILED
 from experiments.models import Experiment, ExperimentResult, ExperimentStatus
 from experiments.state import ExperimentInfo, Phase, experiment_info, phase_document
 from registry.selectors import model_version_lineage
@@ -44,6 +45,11 @@ DRAFT_FIELDS = frozenset(
         "power",
         "n_star",
         "planned_days",
+        "guardrails",
+        "secondary_metrics",
+        "adjustment",
+        "cuped",
+        "ramp",
     }
 )
 PHASE_FIELDS = frozenset({"control_version", "treatment_version", "treatment_share", "salt"})
@@ -134,6 +140,9 @@ def experiment_start(*, key: str, actor: str, reason: str = "") -> ExperimentInf
     if record.status != ExperimentStatus.DRAFT:
         raise ApplicationError("experiment_not_draft", f"Experiment {key} is {record.status}.", status=409)
 
+    # A ramp starts on its first step; the share then follows the steps `experiment_summary --apply` takes.
+    share = float(record.ramp[0]["share"]) if record.ramp else record.treatment_share
+
     def also(change: ServingChange) -> None:
         phase = _phase_from(change, 1)
         _update(
@@ -142,13 +151,15 @@ def experiment_start(*, key: str, actor: str, reason: str = "") -> ExperimentInf
             status=ExperimentStatus.RUNNING,
             started_at=change.at,
             phases=[phase_document(phase)],
+            treatment_share=share,
+            ramp_step=0,
         )
 
     serving_state_experiment_set(
         slot=record.slot,
         control_version=record.control_version,
         treatment_version=record.treatment_version,
-        treatment_share=record.treatment_share,
+        treatment_share=share,
         salt=record.salt,
         experiment=key,
         phase=1,
@@ -162,8 +173,20 @@ def experiment_start(*, key: str, actor: str, reason: str = "") -> ExperimentInf
     return experiment_info(_record(key))
 
 
-def experiment_change(*, key: str, changes: dict[str, Any], actor: str, reason: str = "") -> ExperimentInfo:
-    """Edit a draft; or change a running experiment's versions, share or salt, which starts its next phase."""
+def experiment_change(
+    *,
+    key: str,
+    changes: dict[str, Any],
+    actor: str,
+    reason: str = "",
+    phase: int | None = None,
+    ramp_step: int | None = None,
+) -> ExperimentInfo:
+    """Edit a draft; or change a running experiment's versions, share or salt, which starts its next phase.
+
+    `phase`: the phase the change was decided on (refused, 409, once another has started); `ramp_step`: the ramp step
+    the new phase serves.
+    """
     record = _record(key)
     if "salt" in changes:
         changes = {**changes, "salt": changes["salt"] or key}  # as at creation: an empty salt means the key
@@ -178,6 +201,7 @@ def experiment_change(*, key: str, changes: dict[str, Any], actor: str, reason: 
             f"A running experiment can change only {', '.join(sorted(PHASE_FIELDS))}.",
             details={"fields": sorted(unknown)},
         )
+    _phase_check(experiment_info(record), phase)
     changes = {name: value for name, value in changes.items() if getattr(record, name) != value}
     if not changes:
         # Asked for what runs already (a ramp step sent twice): no new phase.
@@ -187,10 +211,11 @@ def experiment_change(*, key: str, changes: dict[str, Any], actor: str, reason: 
     _validated(record)
     info = experiment_info(record)
     number = len(info.phases) + 1
+    step = {} if ramp_step is None else {"ramp_step": ramp_step}
 
     def also(change: ServingChange) -> None:
         phases = [*_closed(info.phases, change.at), phase_document(_phase_from(change, number))]
-        _update(record, ExperimentStatus.RUNNING, phases=phases, **changes)
+        _update(record, ExperimentStatus.RUNNING, phases=phases, **changes, **step)
 
     serving_state_experiment_set(
         slot=record.slot,
@@ -224,6 +249,46 @@ def _draft_change(record: Experiment, changes: dict[str, Any]) -> ExperimentInfo
     return experiment_info(_record(record.key))
 
 
+def _phase_check(info: ExperimentInfo, phase: int | None) -> Phase:
+    """The running experiment's current phase; 409 when a decision read on `phase` came before another began."""
+    current = info.current_phase
+    assert current is not None  # a running experiment has at least its first phase
+    if phase is not None and phase != current.id:
+        raise ApplicationError(
+            "phase_changed",
+            f"Experiment {info.key} is in phase {current.id} now, not {phase}; read it again.",
+            status=409,
+        )
+    return current
+
+
+def experiment_ramp_advance(*, key: str, phase: int, actor: str, reason: str) -> ExperimentInfo:
+    """Serve the ramp's next step: a new phase at its share (refused when the phase read is no longer current)."""
+    record = _record(key)
+    if record.status != ExperimentStatus.RUNNING:
+        raise ApplicationError("experiment_not_running", f"Experiment {key} is {record.status}.", status=409)
+    step = record.ramp_step + 1
+    if step >= len(record.ramp):
+        raise ApplicationError("ramp_done", f"Experiment {key} is on its ramp's last step.", status=409)
+    share = float(record.ramp[step]["share"])
+    changes = {"treatment_share": share}
+    return experiment_change(key=key, changes=changes, actor=actor, reason=reason, phase=phase, ramp_step=step)
+
+
+def experiment_look_record(*, key: str, look: dict[str, Any], action: str) -> None:
+    """Record an automatic look: its outcome, one more decision of its kind, and the consecutive failures (reset by
+    any look that computed). One atomic update, so two looks at once both count."""
+    failed = look.get("outcome") == LOOK_FAILED
+    update: dict[str, Any] = {"$set": {"lastLook": look}, "$inc": {f"decisions.{action}": 1}}
+    if failed:
+        update["$inc"]["lookFailures"] = 1
+    else:
+        update["$set"]["lookFailures"] = 0
+    collection = connections["default"].get_collection(Experiment._meta.db_table)  # type: ignore[attr-defined]
+    if collection.update_one({"key": key}, update).matched_count != 1:
+        raise ApplicationError("experiment_not_found", f"No experiment with key {key!r}.", status=404)
+
+
 def experiment_stop(
     *,
     key: str,
@@ -255,12 +320,7 @@ def experiment_stop(
     if record.status != ExperimentStatus.RUNNING:
         raise ApplicationError("experiment_not_running", f"Experiment {key} is stopped already.", status=409)
     info = experiment_info(record)
-    current = info.current_phase
-    assert current is not None  # a running experiment has at least its first phase
-    if phase is not None and phase != current.id:
-        raise ApplicationError(
-            "phase_changed", f"Experiment {key} is in phase {current.id} now, not {phase}; read it again.", status=409
-        )
+    current = _phase_check(info, phase)
     shipped = result == ExperimentResult.SHIPPED
     if shipped and current.treatment_version is None:
         raise ApplicationError("nothing_to_ship", f"Experiment {key} has no treatment version.", status=409)

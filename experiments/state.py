@@ -65,6 +65,11 @@ class ExperimentInfo:
     def current_phase(self) -> Phase | None:
         return self.phases[-1] if self.phases else None
 
+    @property
+    def starting_share(self) -> float:
+        """The share a start serves: the ramp's first step, or the treatment share without a ramp."""
+        return float(self.ramp[0]["share"]) if self.ramp else self.treatment_share
+
     def settings(self, *, treatment_share: float) -> Settings:
         """The decision rule's settings, for a phase with this treatment share."""
         return Settings(

@@ -19,7 +19,8 @@ from core.variants import VARIANTS
 # The variants a request can be answered in, and "none" for one refused before a variant was assigned.
 VARIANT_LABELS = (*VARIANTS, "none")
 STATUSES = ("ok", "invalid", "unavailable", "error")
-STAGES = ("validation", "serving", "trace_write", "state_refresh", "model_load")
+# treatment_scoring: the treatment model raised while scoring and control answered instead (the request still succeeds).
+STAGES = ("validation", "serving", "treatment_scoring", "trace_write", "state_refresh", "model_load")
 # Resolves 1..500 ms: fine steps where serving latency lives, coarse ones for the tail.
 LATENCY_BUCKETS_MS = (0.5, 1, 2, 3, 5, 7.5, 10, 15, 20, 30, 50, 75, 100, 150, 200, 300, 500, 1000)
 STARTED_AT_VARIABLE = "RIDEEASE_STARTED_AT"

@@ -31,7 +31,13 @@ from recommendations.serializers import (
     RecommendationInputSerializer,
     RecommendationOutputSerializer,
 )
-from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve, rounded
+from recommendations.services import (
+    MODEL_ERROR,
+    prediction_records,
+    raw_event_ingest,
+    recommendation_serve,
+    rounded,
+)
 from tracing.request_ids import request_id_new
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")
@@ -152,6 +158,7 @@ class RecommendationApi(APIView):
 # Resolved once: the label lookup is a measurable share of a request's cost.
 _SERVED = {variant: PREDICTION_REQUESTS.labels(variant=variant, status="ok") for variant in VARIANT_LABELS}
 _LATENCY = {variant: PREDICTION_LATENCY.labels(variant=variant) for variant in VARIANT_LABELS}
+_TREATMENT_SCORING_ERRORS = PREDICTION_ERRORS.labels(stage="treatment_scoring")
 
 
 def _failure_status(status: int) -> str:
@@ -216,6 +223,8 @@ def _answer(request: HttpRequest, raw: dict[str, Any], *, from_query: bool, star
         snapshot=serving_runtime().snapshot,
         now=timezone.now(),
     )
+    if served.fallback_reason == MODEL_ERROR:  # answered all the same, by control: counted, not a failed request
+        _TREATMENT_SCORING_ERRORS.inc()
     recommendations = [{"itemId": item, "score": rounded(score, 6)} for item, score in served.items]
     body = {
         "requestId": served.request_id,

@@ -1,5 +1,6 @@
 """Writes for user events."""
 
+import logging
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -18,9 +19,16 @@ from recommendations.serving import ServingSnapshot
 from registry.loading import LoadedModel
 from tracing.records import exposure_id
 
+logger = logging.getLogger(__name__)
+
 INSERT_BATCH_SIZE = 5000
 # An import keeps the first rejections for its report; the rest are only counted.
 MAX_REPORTED_REJECTIONS = 1000
+# Why an answer was not the assigned variant's own personal ranking, besides the snapshot's treatment stand-ins
+# (treatment_unset, treatment_unloadable): the serving model does not know the rider, or the treatment model raised
+# and control answered instead.
+COLD_START = "cold_start"
+MODEL_ERROR = "model_error"
 
 
 @dataclass(frozen=True)
@@ -144,12 +152,27 @@ class Served:
 def recommendation_serve(
     *, user_id: str, limit: int, request_id: str, snapshot: ServingSnapshot, now: datetime
 ) -> Served:
-    """Assign the user's variant, score with that variant's model (control stands in when it cannot), and answer."""
+    """Assign the user's variant, score with that variant's model (control stands in when it cannot), and answer.
+
+    The fallback reason says why the answer is not the variant's own personal ranking: the snapshot's treatment
+    stand-in reason; else `model_error` when the treatment model raised and control answered instead; else
+    `cold_start` when the serving model does not know the rider. The variant stays the one assigned. A control model
+    that raises is the service failing: the error propagates.
+    """
     if snapshot.unavailable is not None or snapshot.control is None:
         raise ApplicationError("serving_unavailable", f"No model can serve: {snapshot.unavailable}.", status=503)
     variant = variant_assign(user_id, treatment_share=snapshot.treatment_share, salt=snapshot.salt)
     model, fallback = snapshot.model_for(variant)
-    items = model.model.recommend(user_id, limit)
+    try:
+        items = model.model.recommend(user_id, limit)
+    except Exception:
+        if model is snapshot.control:
+            raise
+        logger.warning("Treatment version %s failed to score; control answered instead", model.version, exc_info=True)
+        model, fallback = snapshot.control, MODEL_ERROR
+        items = model.model.recommend(user_id, limit)
+    if fallback is None and not model.model.knows(user_id):
+        fallback = COLD_START
     return Served(
         request_id,
         user_id,
@@ -182,8 +205,11 @@ def prediction_records(
     """The trace and the exposure event of a served request, as the documents the trace writer inserts.
 
     `recommendations` is the answer's own list ({itemId, score} as the client saw them), so the trace records
-    exactly what was served.
+    exactly what was served. The exposure carries what the guardrails read: the answer's latency (the trace's value)
+    and, only when there was one, the fallback reason (`fallback`; absent, not null, for the variant's own answer, to
+    keep the most frequent documents small).
     """
+    latency = rounded(latency_ms, 3)
     trace = {
         "_id": ObjectId(),  # set here, not by the driver: the writer hands the database encoded documents
         "requestId": served.request_id,
@@ -196,7 +222,7 @@ def prediction_records(
         "pipelineGitSha": served.model.pipeline_git_sha,
         "containerImageDigest": served.model.container_image_digest,
         "recommendations": recommendations,
-        "latencyMs": rounded(latency_ms, 3),
+        "latencyMs": latency,
         "metadata": metadata,
         "fallbackReason": served.fallback_reason,
         "createdAt": served.served_at,
@@ -206,7 +232,10 @@ def prediction_records(
         "variant": served.variant,
         "modelVersion": served.model.version,
         "items": [item for item, _ in served.items],
+        "latencyMs": latency,
     }
+    if served.fallback_reason is not None:
+        payload["fallback"] = served.fallback_reason
     if served.experiment is not None:
         # Which experiment and phase the user was exposed in: the phase summary counts by these, not by time.
         tags = {"experiment": served.experiment, "phase": served.phase}

@@ -174,6 +174,7 @@ SPECTACULAR_SETTINGS = {
     "ENUM_NAME_OVERRIDES": {
         "VariantEnum": "core.variants.VARIANTS",
         "SwitchTargetEnum": "registry.state.TARGETS",
+        "GuardrailMetricEnum": "core.metrics.GUARDRAIL_METRICS",
     },
     "APPEND_COMPONENTS": {
         "securitySchemes": {
@@ -234,6 +235,11 @@ EXPERIMENT_ALPHA = env_float("EXPERIMENT_ALPHA", 0.05, minimum=1e-6, maximum=0.5
 # The smallest relative change in conversion rate worth detecting, and the power wanted to detect it.
 EXPERIMENT_RELATIVE_MDE = env_float("EXPERIMENT_RELATIVE_MDE", 0.10, minimum=0.001, maximum=10.0)
 EXPERIMENT_POWER = env_float("EXPERIMENT_POWER", 0.80, minimum=0.5, maximum=0.999)
+# A look saves its running aggregates up to this many minutes ago; events stored later than that behind their own time
+# are counted only by `experiment_summary --rebuild`.
+EXPERIMENT_ROLLUP_SETTLE_MINUTES = env_int("EXPERIMENT_ROLLUP_SETTLE_MINUTES", 60, minimum=0, maximum=7 * 24 * 60)
+# Consecutive failed automatic looks (`experiment_summary --apply`) at which RideEaseExperimentLooksFailing fires.
+EXPERIMENT_LOOK_FAILURE_LIMIT = env_int("EXPERIMENT_LOOK_FAILURE_LIMIT", 4, minimum=1, maximum=1000)
 
 LOGGING = {
     "version": 1,

@@ -23,6 +23,10 @@ class Recommender(Protocol):
 
     def recommend(self, user_id: str, k: int) -> list[tuple[str, float]]: ...
 
+    def knows(self, user_id: str) -> bool:
+        """Whether the rider was in the training data: an unknown one gets the model's cold-start answer."""
+        ...
+
     def arrays(self) -> dict[str, np.ndarray]: ...
 
     def config(self) -> dict[str, Any]: ...
@@ -44,6 +48,10 @@ class PopularityModel:
 
     def recommend(self, user_id: str, k: int) -> list[tuple[str, float]]:
         return ranked_items(self.item_ids, self.scores, k)
+
+    def knows(self, user_id: str) -> bool:
+        # The baseline answers everyone the same way by design: nobody is a cold start for it.
+        return True
 
     def arrays(self) -> dict[str, np.ndarray]:
         return {"popularity": self.scores}
@@ -75,6 +83,9 @@ class PersonalModel:
 
     def _personal_scores(self, user: int) -> np.ndarray:
         raise NotImplementedError
+
+    def knows(self, user_id: str) -> bool:
+        return user_id in self._user_index
 
     def recommend(self, user_id: str, k: int) -> list[tuple[str, float]]:
         user = self._user_index.get(user_id)

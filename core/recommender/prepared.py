@@ -38,6 +38,9 @@ class PrecomputedRankings:
         n = min(k, self._lengths[row])
         return list(zip(self._items[row, :n].tolist(), self._scores[row, :n].tolist(), strict=True))
 
+    def knows(self, user_id: str) -> bool:
+        return user_id in self._rows
+
     def arrays(self) -> dict[str, np.ndarray]:
         return self.model.arrays()
 

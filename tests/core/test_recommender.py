@@ -66,6 +66,16 @@ def test_unknown_riders_get_the_popularity_list() -> None:
         assert model.recommend("stranger", 3) == PopularityModel.fit(DATA).recommend("stranger", 3)
 
 
+def test_personal_models_know_the_riders_they_were_trained_on_and_the_baseline_knows_everyone() -> None:
+    for model in (ItemKNNModel.fit(DATA), SVDModel.fit(DATA, factors=2)):
+        assert all(model.knows(user) for user in ("a", "b", "c", "d")), model.algorithm
+        assert not model.knows("stranger"), model.algorithm
+        prepared = rankings_precompute(model, depth=10, max_bytes=1 << 20)
+        assert isinstance(prepared, PrecomputedRankings)
+        assert prepared.knows("a") and not prepared.knows("stranger")
+    assert PopularityModel.fit(DATA).knows("stranger"), "the baseline answers everyone alike: nobody is a cold start"
+
+
 def test_a_rider_whose_only_signal_was_skipped_gets_popular_items() -> None:
     assert items(ItemKNNModel.fit(DATA).recommend("d", 2)) == ["x", "y"]
 

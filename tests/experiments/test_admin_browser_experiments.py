@@ -117,6 +117,7 @@ def test_a_staff_user_creates_starts_reads_and_ships_an_experiment_in_the_admin(
             page.fill("#id_hypothesis", "SVD finds rides people book")
             page.fill("#id_control_version", "v1.0.0")
             page.fill("#id_treatment_version", "v1.1.0")
+            page.fill("#id_ramp", "0.2 0 0\n0.5 24 1000")  # a two-step ramp, one step per line
             page.click("input[name=_save]")
             page.wait_for_selector("ul.messagelist li")
             assert "was added successfully" in page.locator("ul.messagelist").inner_text()
@@ -126,7 +127,8 @@ def test_a_staff_user_creates_starts_reads_and_ships_an_experiment_in_the_admin(
             page.click("#start-link")
             assert "tagging every exposure with svd-vs-knn, phase 1" in page.locator("#question").inner_text()
             assert "started: phase 1 serves control v1.0.0 and treatment v1.1.0" in confirm(page, "weekly test")
-            assert serving(base)["treatmentShare"] == 0.5
+            assert serving(base)["treatmentShare"] == 0.2  # the ramp's first step
+            assert "serving now" in page.locator("#ramp tr.current-step").inner_text()
 
             # Four days of tagged exposures and bookings, in a phase moved back to begin three and a half days ago.
             started = datetime.now(UTC) - timedelta(days=DAYS - 1, hours=12)

@@ -38,6 +38,13 @@ def draft_form(**overrides: Any) -> dict[str, Any]:
         "power": "0.8",
         "n_star": "5000",
         "planned_days": "14",
+        "cuped": "on",
+        # As the add form shows them: the default guardrails, no secondary metric, no ramp.
+        "guardrails": "latency_p95 0.2 relative\nlatency_p99 0.3 relative\nerror_rate 0.005 absolute\n"
+        "fallback_rate 0.02 absolute",
+        "secondary_metrics_1": "",
+        "adjustment": "holm",
+        "ramp": "",
     }
     return form | overrides
 

@@ -145,7 +145,8 @@ def test_a_60_40_split_at_half_share_is_flagged_and_never_ships(served: None, ap
     assert summary["decision"] == "keep-running" and "srm_detected" in summary["reasons"]
     out = StringIO()
     call_command("experiment_summary", KEY, "--json", "--apply", stdout=out)
-    assert json.loads(out.getvalue())["applied"] is None
+    applied = json.loads(out.getvalue())["applied"]
+    assert applied["action"] == "hold" and "srm_detected" in applied["reason"]
     assert Experiment.objects.get(key=KEY).status == "running"
 
 
@@ -215,7 +216,7 @@ def test_writes_need_the_admin_key_and_bad_input_is_a_clear_error(served: None, 
     assert api_client.post("/experiments", body, format="json").status_code == 401
     bad = create(api_client, key="Bad Key", alpha=0.9, treatmentShare=1.0)
     assert bad.status_code == 400
-    assert set(bad.json()["details"]["fields"]) == {"key", "alpha", "treatment_share"}
+    assert set(bad.json()["details"]["fields"]) == {"key", "alpha", "treatmentShare"}
     assert create(api_client, extra=1).json()["details"]["fields"] == ["extra"]
     assert create(api_client).status_code == 201
     assert create(api_client).status_code == 409
@@ -289,7 +290,7 @@ def test_a_stop_does_not_need_the_treatment_files_that_it_stops_serving(
 
 def test_edge_inputs_are_clear_errors_or_no_ops(served: None, api_client: APIClient) -> None:
     tiny = create(api_client, treatmentShare=1e-310)
-    assert (tiny.status_code, list(tiny.json()["details"]["fields"])) == (400, ["treatment_share"])
+    assert (tiny.status_code, list(tiny.json()["details"]["fields"])) == (400, ["treatmentShare"])
     create(api_client, salt="")
     assert admin(api_client, "patch", f"/experiments/{KEY}", {}).status_code == 200  # nothing to change
     emptied = admin(api_client, "patch", f"/experiments/{KEY}", {"salt": ""}).json()

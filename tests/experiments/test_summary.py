@@ -87,7 +87,7 @@ def test_apply_ships_a_clear_winner_and_records_why(served: None) -> None:
     call_command("experiment_summary", key, "--json", "--apply", "--actor", "cron", stdout=out)
     summary = json.loads(out.getvalue())
     assert summary["decision"] == "ship"
-    assert summary["applied"] == {"experiment": key, "result": "shipped"}
+    assert (summary["applied"]["experiment"], summary["applied"]["action"]) == (key, "ship")
     state = ServingState.objects.get()
     assert (state.control_version, state.treatment_share, state.running_experiment) == ("v1.1.0", 0.0, None)
     change = ServingStateChange.objects.get(revision=state.revision)

@@ -64,9 +64,10 @@ def panel_queries() -> list[tuple[str, str, str]]:
     ]
 
 
-def grafana_substitute(expr: str, *, job: str = JOB, rate_interval: str = "5m") -> str:
-    """A panel query as Grafana sends it: the dashboard's $job variable and $__rate_interval filled in."""
-    resolved = expr.replace("$__rate_interval", rate_interval).replace("${job}", job).replace("$job", job)
+def grafana_substitute(expr: str, *, job: str = JOB, rate_interval: str = "5m", time_range: str = "5m") -> str:
+    """A panel query as Grafana sends it: the dashboard's $job variable, $__rate_interval and $__range filled in."""
+    resolved = expr.replace("$__rate_interval", rate_interval).replace("$__range", time_range)
+    resolved = resolved.replace("${job}", job).replace("$job", job)
     assert "$" not in resolved, f"a variable is left in {resolved}"
     return resolved
 

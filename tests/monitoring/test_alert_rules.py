@@ -50,6 +50,10 @@ def test_every_alert_has_a_severity_a_summary_a_description_and_a_runbook_link()
         "RideEaseTrafficSplitOff",
         "RideEaseTraceSpoolGrowing",
         "RideEaseRetrainingStale",
+        "RideEaseExperimentRolledBack",
+        "RideEaseExperimentLooksFailing",
+        "RideEaseExperimentLooksStale",
+        "RideEaseExperimentGuardrailFailing",
     }
     for name, rule in rules.items():
         assert rule["labels"]["severity"] in ("critical", "warning"), name

@@ -128,6 +128,12 @@ def test_the_dashboard_asks_for_its_prometheus_on_import_and_uses_it_everywhere(
         ("Serving versions", "rideease_serving_version_info", "none"),
         ("Trace spool backlog", "rideease_trace_backlog_records", "short"),
         ("Training freshness", "rideease_model_last_published_timestamp_seconds", "s"),
+        ("Experiments: ramp step", "rideease_experiment_ramp_step", "none"),
+        ("Experiments: treatment share", "rideease_experiment_treatment_share", "percentunit"),
+        ("Experiments: look failures vs limit", "rideease_experiment_look_failure_limit", "short"),
+        ("Experiments: guardrails", "rideease_experiment_guardrail_failing", "none"),
+        ("Experiments: time since last look", "rideease_experiment_last_look_timestamp_seconds", "s"),
+        ("Experiments: automatic looks by action", "rideease_experiment_decisions_total", "short"),
     ],
 )
 def test_a_panel_charts_each_signal_in_its_unit(title: str, metric: str, unit: str) -> None:

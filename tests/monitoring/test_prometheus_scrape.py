@@ -1,12 +1,14 @@
 """A real Prometheus scrapes the app under gunicorn (2 workers): counts, p95, error ratio, rules and dashboard queries.
 
 One scenario for the module: the service starts before anything was trained (every request is 503
-serving_unavailable), some requests are invalid, then two versions are trained and promoted while it runs, and
-known traffic is sent. Everything is read back through Prometheus' HTTP API, with the dashboard's and the alerts'
-own expressions.
+serving_unavailable), some requests are invalid, then two versions are trained and promoted while it runs, an
+experiment record with a ramp and looks is written, and known traffic is sent. Everything is read back through
+Prometheus' HTTP API, with the dashboard's and the alerts' own expressions.
 """
 
 import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -34,7 +36,7 @@ from tests.monitoring.prometheus_server import (
     prometheus_server,
     wait_until,
 )
-from tests.servers import gunicorn_app, http_get, prepare_served_database
+from tests.servers import BASE_DIR, app_env, gunicorn_app, http_get, prepare_served_database
 
 pytestmark = pytest.mark.slow
 
@@ -43,6 +45,21 @@ INVALID = 10  # limit out of range or not a number
 SERVED = 200  # distinct users, after the promotion (plus rounds of 40 until both workers answered some)
 WINDOW = "5m"  # longer than the whole scenario: rate() then sees every request
 REQUESTS = f'rideease_prediction_requests_total{{job="{JOB}"}}'
+# A running experiment on its second ramp step, looked at a moment ago with every guardrail holding: every
+# rideease_experiment_* series has a sample, and none of the experiment alerts has a reason to fire.
+EXPERIMENT_RECORD = """
+from datetime import timedelta
+from django.utils import timezone
+from experiments.models import Experiment
+now = timezone.now()
+Experiment.objects.create(
+    key="svd-ramp", name="SVD ramp", owner="scrape-test", control_version="v1.0.0", treatment_version="v1.1.0",
+    status="running", created_at=now - timedelta(days=2), started_at=now - timedelta(days=2), treatment_share=0.25,
+    ramp=[{"share": 0.1, "minHours": 24, "minUsers": 0}, {"share": 0.25, "minHours": 24, "minUsers": 0}],
+    ramp_step=1, look_failures=1, last_look={"at": now.isoformat(), "guardrails": {"latency_p95": "ok"}},
+    decisions={"hold": 1, "advance": 1, "failed": 1},
+)
+"""
 
 
 @dataclass(frozen=True)
@@ -96,6 +113,9 @@ def _send_traffic(base: str, prometheus: PrometheusApi, var_dir: Path, mongodb_d
     sent["none", "invalid"] += INVALID // 2
 
     prepare_served_database(mongodb_uri=settings.MONGODB_URI, mongodb_db=mongodb_db, var_dir=var_dir)
+    env = app_env(mongodb_uri=settings.MONGODB_URI, mongodb_db=mongodb_db, var_dir=var_dir)
+    command = [sys.executable, "manage.py", "shell", "-c", EXPERIMENT_RECORD]
+    subprocess.run(command, cwd=BASE_DIR, env=env, check=True, capture_output=True)
     # rideease_serving_revision is the lowest revision among live workers: 2 once every worker serves both versions.
     wait_until(
         lambda: (_metric_value(http_get(f"{base}/metrics")[1].decode(), "rideease_serving_revision") or 0) >= 2,
@@ -203,6 +223,15 @@ def test_every_dashboard_query_is_accepted_by_prometheus_and_returns_data(scenar
     assert metric is not None
     jobs = scenario.prometheus.get("/api/v1/label/job/values", **{"match[]": metric.group(1)})
     assert jobs["status"] == "success" and jobs["data"] == [JOB]
+
+
+def test_the_experiment_record_reaches_prometheus_as_written(scenario: Scenario) -> None:
+    experiment = f'job="{JOB}",experiment="svd-ramp",slot="rec-engine"'
+    assert scenario.prometheus.scalar(f"max(rideease_experiment_ramp_step{{{experiment}}})") == 2
+    assert scenario.prometheus.scalar(f"max(rideease_experiment_treatment_share{{{experiment}}})") == 0.25
+    looks = scenario.prometheus.vector(f"max by (action) (rideease_experiment_decisions_total{{{experiment}}})")
+    by_action = {dict(labels)["action"]: value for labels, value in looks.items()}
+    assert by_action == {"hold": 1, "advance": 1, "rollback": 0, "ship": 0, "failed": 1}
 
 
 def test_every_metric_the_dashboard_alerts_and_runbook_name_is_scraped(scenario: Scenario) -> None:

@@ -17,6 +17,7 @@ from rest_framework.test import APIClient
 from core.assignment import variant_assign
 from recommendations.apis import _query_parameters
 from recommendations.models import RawEvent
+from recommendations.runtime import serving_runtime
 from tests.conftest import ADMIN_KEY
 from tracing.models import PredictionTrace
 
@@ -43,6 +44,17 @@ def two_variants(serving_env: Path) -> Path:
     train("--promote", "control")
     train("--algorithm", "svd", "--promote", "treatment")
     return serving_env
+
+
+def written(request_id: str) -> tuple[PredictionTrace, dict[str, Any]]:
+    """The trace and the exposure's payload of one answer, once the background writer has inserted both."""
+    exposures = RawEvent.objects.filter(type="recommend", payload__requestId=request_id)
+    wait_until(lambda: PredictionTrace.objects.filter(request_id=request_id).exists() and exposures.exists())
+    return PredictionTrace.objects.get(request_id=request_id), exposures.get().payload
+
+
+def prediction_errors(stage: str) -> float:
+    return REGISTRY.get_sample_value("rideease_prediction_errors_total", {"stage": stage}) or 0.0
 
 
 def prediction_count(variant: str, status: str) -> float:
@@ -222,11 +234,13 @@ def test_a_served_request_leaves_a_complete_trace_and_one_exposure(
     exposures = RawEvent.objects.filter(type="recommend", payload__requestId=body["requestId"])
     wait_until(exposures.exists, timeout=1.0)
     exposure = exposures.get()
+    # No `fallback` key: the variant's own model answered a rider it knows.
     assert exposure.payload == {
         "requestId": body["requestId"],
         "variant": variant,
         "modelVersion": version,
         "items": [item["itemId"] for item in body["recommendations"]],
+        "latencyMs": trace.latency_ms,
     }
 
 
@@ -282,6 +296,63 @@ def test_an_unloadable_treatment_falls_back_to_control(two_variants: Path, api_c
     assert (
         api_client.get("/readyz").json()["checks"]["model"]["detail"].endswith("treatment none (treatment_unloadable)")
     )
+
+
+@pytest.mark.parametrize("variant", ["control", "treatment"])
+def test_an_unknown_riders_answer_and_exposure_say_cold_start(
+    two_variants: Path, api_client: APIClient, variant: str
+) -> None:
+    strangers = (f"new-rider-{n}" for n in range(1000))
+    user = next(rider for rider in strangers if variant_assign(rider, treatment_share=0.5) == variant)
+    body = api_client.get("/recommendations", {"userId": user, "limit": 3}).json()
+    trace, payload = written(body["requestId"])
+    assert (payload["variant"], payload["modelVersion"]) == (variant, body["modelVersion"])
+    assert payload["fallback"] == trace.fallback_reason == "cold_start"
+    assert payload["latencyMs"] >= 0
+    assert payload["latencyMs"] == trace.latency_ms, "the exposure and the trace record one latency"
+
+
+def test_a_treatment_model_that_raises_is_answered_by_control_and_recorded_as_a_model_error(
+    two_variants: Path, api_client: APIClient, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def explode(user_id: str, k: int) -> list[tuple[str, float]]:
+        raise FloatingPointError("a broken treatment model")
+
+    treatment = serving_runtime().snapshot.treatment
+    assert treatment is not None and treatment.version == "v1.1.0"
+    monkeypatch.setattr(treatment.model, "recommend", explode)
+    errors_before, ok_before = prediction_errors("treatment_scoring"), prediction_count("treatment", "ok")
+    user = users_in("treatment")[0]
+    response = api_client.get("/recommendations", {"userId": user, "limit": 4})
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["variant"], body["modelVersion"], len(body["recommendations"])) == ("treatment", "v1.0.0", 4)
+    control_answer = api_client.get("/recommendations", {"userId": users_in("control")[0]}).json()
+    assert control_answer["modelVersion"] == "v1.0.0"
+    trace, payload = written(body["requestId"])
+    assert (payload["variant"], payload["modelVersion"], payload["fallback"]) == ("treatment", "v1.0.0", "model_error")
+    assert trace.fallback_reason == "model_error"
+    assert payload["latencyMs"] == trace.latency_ms
+    assert prediction_errors("treatment_scoring") == errors_before + 1, "counted once, for the one failed scoring"
+    assert prediction_count("treatment", "ok") == ok_before + 1, "and still an answered request"
+    warnings = [record for record in caplog.records if "failed to score" in record.getMessage()]
+    assert len(warnings) == 1 and warnings[0].levelname == "WARNING"
+    assert "v1.1.0" in warnings[0].getMessage()
+
+
+def test_a_control_model_that_raises_is_still_a_500(
+    two_variants: Path, api_client: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def explode(user_id: str, k: int) -> list[tuple[str, float]]:
+        raise FloatingPointError("a broken control model")
+
+    control = serving_runtime().snapshot.control
+    assert control is not None
+    monkeypatch.setattr(control.model, "recommend", explode)
+    before = prediction_count("none", "error")
+    response = APIClient(raise_request_exception=False).get("/recommendations", {"userId": users_in("control")[0]})
+    assert (response.status_code, response.json()["error"]) == (500, "internal_error")
+    assert prediction_count("none", "error") == before + 1
 
 
 def test_a_control_version_that_cannot_be_loaded_is_a_503_and_readyz_says_why(
