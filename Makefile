@@ -58,12 +58,14 @@ typecheck: install-dev
 pytest: install-dev
 	$(PY) -m pytest
 
-## make bench: training vs a bare scan, peak memory, scoring latency, serving under load; writes docs/BENCHMARKS.md.
+## make bench: training vs a bare scan, peak memory, scoring latency, serving under load, the phase summary's looks
+## against a rebuild; writes docs/BENCHMARKS.md.
 bench: install-dev
 	command -v hey >/dev/null || ($(APT_INSTALL) hey)
 	$(PY) tests/benchmarks/bench_training.py
 	$(PY) tests/benchmarks/bench_serving.py
 	$(PY) tests/benchmarks/bench_summary.py
+	$(PY) tests/benchmarks/bench_rollups.py
 	$(PY) tests/benchmarks/bench_experiments.py
 
 ## make schema: regenerate docs/openapi.yaml from the code (a test fails while the two differ).

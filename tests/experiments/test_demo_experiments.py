@@ -1,6 +1,7 @@
 """The demo's experiments: a finished and a running one, with real summaries on a fresh database."""
 
 import math
+from dataclasses import replace
 from datetime import timedelta
 from io import StringIO
 
@@ -31,6 +32,13 @@ def test_seeding_leaves_a_decided_experiment_and_a_ramped_running_one(served: No
     assert summary.control.exposed_users > 500 and summary.treatment.exposed_users > 500
     assert summary.stats.srm_ok
     assert len(summary.cumulative) == math.ceil((summary.end - summary.start) / timedelta(days=1))  # one a day
+    # Riders' bookings of the week before narrow the interval (CUPED), and the figures match a rebuild.
+    assert summary.stats.cuped_applied and summary.stats.variance_reduction is not None
+    assert summary.stats.variance_reduction > 0.1
+    info = experiment_get(key=running.key)
+    plain = experiment_phase_summary(info=replace(info, cuped=False), now=timezone.now())
+    assert summary.stats.ci_upper - summary.stats.ci_lower < plain.stats.ci_upper - plain.stats.ci_lower
+    assert experiment_phase_summary(info=info, now=timezone.now(), rebuild=True).stats == summary.stats
     history = experiment_phase_summary(info=experiment_get(key=finished.key), now=timezone.now())
     assert history.stats.decision == "rollback" and len(history.cumulative) == 11
 

@@ -21,6 +21,7 @@ RULES = Rules(
     pre_period=timedelta(days=7),
 )
 ITEMS = "abcdefgh"
+ARMS = ("control", "treatment")
 
 
 def random_stream(seed: int, users: int = 300, events: int = 3000) -> list[Event]:
@@ -39,10 +40,12 @@ def random_stream(seed: int, users: int = 300, events: int = 3000) -> list[Event
                     ts,
                     EXPOSURE,
                     user,
-                    rng.choice(["control", "treatment", "treatment", "control", "other"]),
+                    # Each rider's own arm, but a few are served the other one (or another variant) too.
+                    rng.choice(["control", "treatment", "other"]) if rng.random() < 0.05 else ARMS[int(user[1:]) % 2],
                     rng.choice(["v1", "v2"]),
                     frozenset(rng.sample(ITEMS, 3)),
-                    phase=1 if ts < PHASE_START else rng.choice([1, 2, 2, 2]),
+                    # A few answers after the switch still come from workers on phase 1.
+                    phase=1 if ts < PHASE_START or rng.random() < 0.03 else 2,
                     latency_ms=rng.lognormvariate(1, 1) if rng.random() < 0.9 else None,
                     fallback=rng.choice(["", "", "", "cold_start", MODEL_ERROR]),
                 )

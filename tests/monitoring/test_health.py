@@ -1,4 +1,4 @@
-"""/healthz and /readyz, in-process and against gunicorn with the database really stopped."""
+"""/healthz, /readyz and /metrics, in-process and against gunicorn with the database really stopped."""
 
 import json
 from pathlib import Path
@@ -43,6 +43,10 @@ def test_with_the_database_stopped_readyz_is_503_and_healthz_stays_200(tmp_path:
             assert error["error"] == "not_ready"
             assert "database unreachable" in error["message"]
             assert http_get(f"{base}/healthz")[0] == 200
+            # The collectors that read the database (training freshness, experiments) each wait out its timeout.
+            status, metrics = http_get(f"{base}/metrics", timeout=30)
+            assert status == 200, "a scrape survives the outage, without the series read from the database"
+            assert b"rideease_prediction_requests_total" in metrics
     finally:
         embedded_db_stop(server)
 

@@ -27,6 +27,10 @@ LOOK_ATTEMPTS = 3
 RETRY_DELAY_SECONDS = 5.0
 
 
+def _number(value: float | None) -> str:
+    return "-" if value is None else f"{value:.4g}"
+
+
 def _percent(value: float | None) -> str:
     return "-" if value is None else f"{value:.2%}"
 
@@ -187,19 +191,21 @@ class Command(BaseCommand):
             f"SRM p {stats['srm']['pValue']} ({'ok' if stats['srm']['ok'] else 'MISMATCH'}); "
             f"minimum sample per variant {stats['minSamplePerVariant']}; power {stats['power']}"
         )
-        stats_line = stats.get("varianceReduction")
-        if stats["cupedApplied"] and stats_line is not None:
-            write(f"CUPED: variance of the difference reduced by {stats_line:.1%}")
+        reduction = stats["varianceReduction"]
+        if stats["cupedApplied"] and reduction is not None:
+            write(f"CUPED: variance of the difference reduced by {reduction:.1%}")
         for result in summary["guardrails"]:
+            unit = " relative" if result["relative"] else ""
             write(
-                f"guardrail {result['metric']:<14} {result['status']:<12} control {result['control']} "
-                f"treatment {result['treatment']} (worse by {result['degradation']}, at least {result['lower']}; "
-                f"fails above {result['threshold']}{' relative' if result['relative'] else ''})"
+                f"guardrail {result['metric']:<14} {result['status']:<12} control {_number(result['control'])}, "
+                f"treatment {_number(result['treatment'])}: worse by {_number(result['degradation'])}, at least "
+                f"{_number(result['lower'])} (fails above {result['threshold']}{unit})"
             )
         for metric in summary["secondaryMetrics"]:
             write(
-                f"secondary {metric['name']:<18} control {metric['control']} treatment {metric['treatment']} "
-                f"difference {metric['difference']} p {metric['pValue']} adjusted {metric['adjustedPValue']}"
+                f"secondary {metric['name']:<18} control {_number(metric['control'])}, treatment "
+                f"{_number(metric['treatment'])}, difference {_number(metric['difference'])}, p "
+                f"{_number(metric['pValue'])}, adjusted {_number(metric['adjustedPValue'])}"
             )
         write(f"decision: {summary['decision']} ({', '.join(summary['reasons'])})")
         if summary["plan"]:
