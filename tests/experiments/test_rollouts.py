@@ -15,8 +15,11 @@ from typing import Any
 
 import pytest
 from django.core.management import call_command
+from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
+from prometheus_client.parser import text_string_to_metric_families
+from pymongo.errors import AutoReconnect
 from rest_framework.test import APIClient
 
 from core.recommender.algorithms import Recommender
@@ -197,10 +200,42 @@ def test_a_healthy_better_treatment_ramps_step_by_step_and_ships(
     assert "advance on phase 1" in shown and "advance on phase 2" in shown and "ship on phase 3" in shown
     record_page = staff_client.get(f"/admin/ui/experiments/experiment/{experiment}/summary/").content.decode()
     assert '<table id="ramp">' in record_page and "advance 2" in record_page and "ship 1" in record_page
-    metrics = api_client.get("/metrics").content.decode()
-    decisions = {
-        action: f'rideease_experiment_decisions_total{{action="{action}",experiment="{experiment}",slot="rec-engine"}}'
-        for action in ("advance", "ship", "rollback")
-    }
-    assert f"{decisions['advance']} 2.0" in metrics and f"{decisions['ship']} 1.0" in metrics, metrics
-    assert f"{decisions['rollback']} 0.0" in metrics
+    decisions = scraped(api_client, "rideease_experiment_decisions_total", experiment)
+    assert (decisions["advance"], decisions["ship"], decisions["rollback"], decisions["hold"]) == (2, 1, 0, 1)
+
+
+def scraped(client: APIClient, name: str, experiment: str) -> dict[str, float]:
+    """One family's samples for the experiment from /metrics, by their last label (action, metric) if any."""
+    text = client.get("/metrics").content.decode()
+    found = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get("experiment") == experiment:
+                found[sample.labels.get("action") or sample.labels.get("metric") or ""] = sample.value
+    return found
+
+
+def test_a_look_that_cannot_read_retries_then_counts_failures_and_never_switches(
+    experiment: str, api_client: APIClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = ServingState.objects.get().revision
+    calls = []
+
+    def unreachable(**kwargs: Any) -> None:
+        calls.append(kwargs)
+        raise AutoReconnect("connection refused")
+
+    monkeypatch.setattr("experiments.selectors.phase_counts", unreachable)
+    for failures in range(1, 5):
+        with pytest.raises(CommandError, match="database_unavailable: AutoReconnect"):
+            look(experiment, "--apply", "--retry-delay", "0")
+        assert len(calls) == 3 * failures  # three attempts a look
+        assert Experiment.objects.get(key=experiment).look_failures == failures
+    assert scraped(api_client, "rideease_experiment_look_failures", experiment) == {"": 4.0}
+    assert scraped(api_client, "rideease_experiment_look_failure_limit", experiment) == {"": 4.0}
+    record = Experiment.objects.get(key=experiment)
+    assert record.last_look["outcome"] == "failed" and "AutoReconnect" in record.last_look["error"]
+    assert (record.status, ServingState.objects.get().revision) == ("running", before)  # nothing switched
+    monkeypatch.undo()
+    assert look(experiment)["applied"]["action"] == "hold"
+    assert Experiment.objects.get(key=experiment).look_failures == 0
