@@ -17,12 +17,10 @@ from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
 from common.errors import DATABASE_ERRORS
+from core.guardrails import GUARDRAIL_FAILING
+from core.rollout import LOOK_ACTIONS
 from experiments.models import Experiment, ExperimentStatus
 
-# What an automatic look (`experiment_summary --apply`) can do; counted per experiment in its `decisions`.
-LOOK_ACTIONS = ("hold", "advance", "rollback", "ship", "failed")
-# A guardrail's status in the last look: only "failing" counts as failing ("ok", "insufficient": not yet).
-GUARDRAIL_FAILING = "failing"
 REPORTED_DAYS = 7
 LABELS = ["experiment", "slot"]
 FIELDS = (

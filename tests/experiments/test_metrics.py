@@ -10,7 +10,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from pymongo.errors import ServerSelectionTimeoutError
 from rest_framework.test import APIClient
 
-from experiments.metrics import LOOK_ACTIONS
+from core.rollout import LOOK_ACTIONS
 from experiments.models import Experiment, ExperimentResult, ExperimentStatus
 
 pytestmark = pytest.mark.django_db
