@@ -242,7 +242,9 @@ class GuardrailSerializer(serializers.Serializer):
 class RampStepSerializer(serializers.Serializer):
     share = serializers.FloatField(help_text="The step's treatment share, 0.001 to 0.999, above the step before.")
     minHours = serializers.FloatField(help_text="Hours the step serves at least before the next (0 to 8760).")
-    minUsers = serializers.IntegerField(help_text="Users the step exposes at least before the next (0 to 100000000).")
+    minUsers = serializers.IntegerField(
+        help_text="Treatment users the step exposes at least before the next (0 to 100000000)."
+    )
 
 
 class LastLookSerializer(serializers.Serializer):

@@ -81,6 +81,7 @@ class Command(BaseCommand):
             "control_version": versions[CONTROL],
             "treatment_version": versions[TREATMENT],
             "treatment_share": first_share,
+            "secondary_metrics": ["bookings_per_user", "conversion_24h"],
         }
         experiment_create(fields=fields, actor=ACTOR, now=first_start - DAY)
         experiment_start(key=key, actor=ACTOR, reason="demo: start at 10%")
