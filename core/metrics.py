@@ -3,6 +3,11 @@
 Names and defaults only here; the statistics over them live in core/guardrails.py.
 """
 
+# Why an answer was not the assigned variant's own ranking for the rider, as serving records it on the exposure
+# (besides the treatment stand-ins treatment_unset and treatment_unloadable): the model does not know the rider, or
+# the treatment's model raised and control answered. A model error counts as an error, any other reason as a fallback.
+COLD_START, MODEL_ERROR = "cold_start", "model_error"
+
 # Guardrails: per answer, computed from the exposures the serving path records (latency, fallback, model error).
 LATENCY_P95, LATENCY_P99, ERROR_RATE, FALLBACK_RATE = "latency_p95", "latency_p99", "error_rate", "fallback_rate"
 GUARDRAIL_METRICS = (LATENCY_P95, LATENCY_P99, ERROR_RATE, FALLBACK_RATE)

@@ -22,7 +22,7 @@ from heapq import merge
 from typing import Any
 
 from core.guardrails import LATENCY_BUCKETS, Moments, RequestStats, latency_bucket
-from core.metrics import BOOKINGS_PER_USER, CONVERSION_24H, EVENT_METRIC_PREFIX, PLAYS_PER_USER
+from core.metrics import BOOKINGS_PER_USER, CONVERSION_24H, EVENT_METRIC_PREFIX, MODEL_ERROR, PLAYS_PER_USER
 from core.variants import CONTROL, TREATMENT
 
 EXPOSURE = 0
@@ -67,9 +67,6 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _MICROSECOND = timedelta(microseconds=1)
 BOOK, PLAY = "book", "play"
 DAY = timedelta(days=1)
-# A model error is an error; any other reason an answer did not come from the variant's own model for this rider
-# (cold start, a treatment that is unset or cannot load) is a fallback.
-MODEL_ERROR = "model_error"
 
 
 def micros(ts: datetime) -> int:

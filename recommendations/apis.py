@@ -21,6 +21,7 @@ from common.errors import DATABASE_ERRORS, error_response, unexpected_error_resp
 from common.schema import error_responses
 from common.throttling import ClientRateThrottle
 from core.errors import ApplicationError
+from core.metrics import MODEL_ERROR
 from monitoring.metrics import PREDICTION_ERRORS, PREDICTION_LATENCY, PREDICTION_REQUESTS, VARIANT_LABELS
 from recommendations.queries import recommendation_query_parse
 from recommendations.runtime import serving_runtime, trace_writer
@@ -31,13 +32,7 @@ from recommendations.serializers import (
     RecommendationInputSerializer,
     RecommendationOutputSerializer,
 )
-from recommendations.services import (
-    MODEL_ERROR,
-    prediction_records,
-    raw_event_ingest,
-    recommendation_serve,
-    rounded,
-)
+from recommendations.services import prediction_records, raw_event_ingest, recommendation_serve, rounded
 from tracing.request_ids import request_id_new
 
 REQUEST_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$")

@@ -12,6 +12,7 @@ from django.utils import timezone
 
 from core.assignment import variant_assign
 from core.errors import ApplicationError
+from core.metrics import COLD_START, MODEL_ERROR
 from recommendations.event_files import FileRow
 from recommendations.events import EventInput, EventLimits, EventRejection, event_validate, events_validate
 from recommendations.models import RawEvent
@@ -24,11 +25,6 @@ logger = logging.getLogger(__name__)
 INSERT_BATCH_SIZE = 5000
 # An import keeps the first rejections for its report; the rest are only counted.
 MAX_REPORTED_REJECTIONS = 1000
-# Why an answer was not the assigned variant's own personal ranking, besides the snapshot's treatment stand-ins
-# (treatment_unset, treatment_unloadable): the serving model does not know the rider, or the treatment model raised
-# and control answered instead.
-COLD_START = "cold_start"
-MODEL_ERROR = "model_error"
 
 
 @dataclass(frozen=True)

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from core.metrics import BOOKINGS_PER_USER, CONVERSION_24H, PLAYS_PER_USER
-from experiments.exposures import CONVERSION, EXPOSURE, MODEL_ERROR, Event, PhaseTally, Rules
+from core.metrics import BOOKINGS_PER_USER, CONVERSION_24H, MODEL_ERROR, PLAYS_PER_USER
+from experiments.exposures import CONVERSION, EXPOSURE, Event, PhaseTally, Rules
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
 PHASE_START = T0 + timedelta(days=8)
