@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from django.conf import settings
 from django.contrib import admin, messages
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -144,7 +145,15 @@ def experiment_phase_page(request: HttpRequest, key: str) -> HttpResponse:
         return TemplateResponse(request, PHASE_TEMPLATE, context)  # a draft, or abandoned before it ever ran
     try:
         phase = summary_query_parse({"phase": request.GET.get("phase")})[1]
-        summary = experiment_summary_data(summary_read(key=key, hours=None, phase_id=phase, now=timezone.now()))
+        summary = experiment_summary_data(
+            summary_read(
+                key=key,
+                hours=None,
+                phase_id=phase,
+                now=timezone.now(),
+                budget_seconds=settings.EXPERIMENT_SUMMARY_BUDGET_SECONDS,
+            )
+        )
     except ApplicationError as exc:
         return TemplateResponse(request, PHASE_TEMPLATE, {**context, "error": exc.message}, status=exc.status)
     stats = summary["stats"]

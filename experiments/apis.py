@@ -1,5 +1,6 @@
 """HTTP API for experiments: records (reads open, writes with the admin key) and their summaries."""
 
+from django.conf import settings
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -151,9 +152,19 @@ class ExperimentSummaryApi(APIView):
             OpenApiParameter("key", OpenApiTypes.STR, OpenApiParameter.PATH, description="An experiment or a slot."),
             SummaryQuerySerializer,
         ],
-        responses={200: ExperimentSummarySerializer, **error_responses(400, 404, 409)},
+        responses={200: ExperimentSummarySerializer, **error_responses(400, 404, 409, 503)},
         tags=["experiments"],
     )
     def get(self, request: Request, key: str) -> Response:
         hours, phase = summary_query_parse(request.query_params)
-        return Response(experiment_summary_data(summary_read(key=key, hours=hours, phase_id=phase, now=timezone.now())))
+        return Response(
+            experiment_summary_data(
+                summary_read(
+                    key=key,
+                    hours=hours,
+                    phase_id=phase,
+                    now=timezone.now(),
+                    budget_seconds=settings.EXPERIMENT_SUMMARY_BUDGET_SECONDS,
+                )
+            )
+        )

@@ -13,6 +13,7 @@ chunks: a reader never sees half a state, and of two looks saving at once one wi
 """
 
 import hashlib
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +27,7 @@ from django.db import connections
 from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
+from core.errors import ApplicationError
 from core.metrics import CUPED_PRE_PERIOD_DAYS
 from experiments.exposures import Event, ExposureCounts, PhaseTally, Rules, from_micros, merged, micros
 from experiments.state import ExperimentInfo, Phase
@@ -36,6 +38,9 @@ ROLLUP_COLLECTION = "experiment_rollups"
 STATE_FORMAT = 1
 # Compressed bytes per chunk document: well under MongoDB's 16 MB document limit.
 CHUNK_BYTES = 8 * 1024 * 1024
+# A look catches up this much event time at once; a web request's look stops between two when out of time.
+CATCH_UP_STEP = timedelta(hours=6)
+RETRY_AFTER_SECONDS = 5
 
 
 def _collection() -> Collection[dict[str, Any]]:
@@ -101,7 +106,6 @@ def _fingerprint(key: str, streams: PhaseStreams) -> str:
 
 @dataclass(frozen=True)
 class Saved:
-    generation: int
     watermark: datetime
     state: dict[str, Any]
 
@@ -124,7 +128,7 @@ def _load(key: str, phase: int, fingerprint: str) -> tuple[int, Saved | None]:
     if len(data) != head["bytes"]:  # a chunk missing: never read half a state
         return generation, None
     state = orjson.loads(zlib.decompress(data))
-    return generation, Saved(generation, from_micros(head["watermark"]), state)
+    return generation, Saved(from_micros(head["watermark"]), state)
 
 
 def _save(key: str, phase: int, fingerprint: str, generation: int, watermark: datetime, state: dict[str, Any]) -> bool:
@@ -154,32 +158,56 @@ def _save(key: str, phase: int, fingerprint: str, generation: int, watermark: da
     return bool(switched)
 
 
-def _events(streams: PhaseStreams, start: datetime | None, end: datetime) -> Iterator[Event]:
+def _events(streams: PhaseStreams, start: datetime, end: datetime) -> Iterator[Event]:
     rules = streams.rules
-    exposures_from = max(start or streams.exposures_from, streams.exposures_from)
-    conversions_from = max(start or streams.conversions_from, streams.conversions_from)
+    exposures_from = max(start, streams.exposures_from)
+    conversions_from = max(start, streams.conversions_from)
     return merged(
         exposure_stream(start=exposures_from, end=min(end, streams.exposures_to), experiment=streams.experiment),
         conversion_stream(start=conversions_from, end=min(end, streams.conversions_to), types=rules.event_types()),
     )
 
 
-def phase_counts(*, info: ExperimentInfo, phase: Phase, now: datetime, rebuild: bool = False) -> ExposureCounts:
-    """The phase's figures as of `now`, reading only the events after the saved watermark (all of them to rebuild)."""
+def phase_counts(
+    *, info: ExperimentInfo, phase: Phase, now: datetime, rebuild: bool = False, budget_seconds: float | None = None
+) -> ExposureCounts:
+    """The phase's figures as of `now`, reading only the events after the saved watermark (all of them to rebuild).
+
+    With `budget_seconds` (a web request's), a look that has more to read than the budget allows saves how far it
+    got and answers 503 `summary_computing` with Retry-After; the next look goes on from there.
+    """
     streams = phase_streams(info, phase, now)
     fingerprint = _fingerprint(info.key, streams)
     generation, saved = _load(info.key, phase.id, fingerprint) if not rebuild else (_generation(info.key, phase), None)
     if saved is not None:
         tally, watermark = PhaseTally.restore(streams.rules, saved.state), saved.watermark
     else:
-        tally, watermark = PhaseTally(streams.rules), None
+        tally, watermark = PhaseTally(streams.rules), min(streams.exposures_from, streams.conversions_from)
     settled = min(now - timedelta(minutes=settings.EXPERIMENT_ROLLUP_SETTLE_MINUTES), streams.conversions_to)
-    if watermark is None or settled > watermark:
-        tally.feed(_events(streams, watermark, settled))
-        _save(info.key, phase.id, fingerprint, generation, settled, tally.state())
-        watermark = settled
+    if saved is None or settled > watermark:
+        started = time.monotonic()
+        while watermark < settled:
+            step = min(watermark + CATCH_UP_STEP, settled)
+            tally.feed(_events(streams, watermark, step))
+            watermark = step
+            if budget_seconds is not None and watermark < settled and time.monotonic() - started > budget_seconds:
+                _save(info.key, phase.id, fingerprint, generation, watermark, tally.state())
+                raise _computing(watermark, streams, settled)
+        _save(info.key, phase.id, fingerprint, generation, watermark, tally.state())
     tally.feed(_events(streams, watermark, now))
     return tally.counts(end=streams.exposures_to)
+
+
+def _computing(reached: datetime, streams: PhaseStreams, settled: datetime) -> ApplicationError:
+    start = min(streams.exposures_from, streams.conversions_from)
+    done = (reached - start) / (settled - start)
+    return ApplicationError(
+        "summary_computing",
+        f"The phase's figures are being brought up to date ({done:.0%} of its time read); ask again in a few seconds.",
+        status=503,
+        details={"readUpTo": reached.isoformat(), "readingTo": settled.isoformat()},
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def _generation(key: str, phase: Phase) -> int:

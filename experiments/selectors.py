@@ -203,6 +203,7 @@ def experiment_phase_summary(
     phase_id: int | None = None,
     alpha: float | None = None,
     rebuild: bool = False,
+    budget_seconds: float | None = None,
 ) -> ExperimentSummary:
     """An experiment's summary over one phase (the current one by default), from the phase's start.
 
@@ -217,7 +218,7 @@ def experiment_phase_summary(
     if phase is None:
         raise ApplicationError("phase_not_found", f"Experiment {info.key} has no phase {phase_id}.", status=404)
     start, end = phase.started_at, min(phase.ended_at or now, now)
-    counts = phase_counts(info=info, phase=phase, now=now, rebuild=rebuild)
+    counts = phase_counts(info=info, phase=phase, now=now, rebuild=rebuild, budget_seconds=budget_seconds)
     config = info.settings(treatment_share=phase.treatment_share)
     if alpha is not None:
         config = replace(config, alpha=alpha)
@@ -282,7 +283,13 @@ def _point(
 
 
 def summary_read(
-    *, key: str, hours: int | None, phase_id: int | None, now: datetime, rebuild: bool = False
+    *,
+    key: str,
+    hours: int | None,
+    phase_id: int | None,
+    now: datetime,
+    rebuild: bool = False,
+    budget_seconds: float | None = None,
 ) -> ExperimentSummary:
     """The summary the API, the web admin and the command show for `key`.
 
@@ -299,4 +306,6 @@ def summary_read(
         if phase_id is not None:
             raise ApplicationError("experiment_not_found", f"No experiment runs on {key}.", status=404)
         return experiment_summary(experiment=key, hours=DEFAULT_WINDOW_HOURS, now=now)
-    return experiment_phase_summary(info=info, now=now, phase_id=phase_id, rebuild=rebuild)
+    return experiment_phase_summary(
+        info=info, now=now, phase_id=phase_id, rebuild=rebuild, budget_seconds=budget_seconds
+    )

@@ -6,7 +6,9 @@ from typing import Any
 
 import pytest
 from django.test import override_settings
+from rest_framework.test import APIClient
 
+from core.errors import ApplicationError
 from experiments.exposures import EXPOSURE, Event
 from experiments.models import Experiment, ExperimentStatus
 from experiments.rollups import ROLLUP_COLLECTION, phase_counts
@@ -102,3 +104,23 @@ def test_a_look_reads_only_what_came_after_the_previous_one() -> None:
     assert head is not None and head["generation"] == 2  # one state per save, the old chunks gone
     chunks = raw_event_collection().database[ROLLUP_COLLECTION].count_documents({"head": f"{KEY}:2"})
     assert chunks == 1
+
+
+@override_settings(EXPERIMENT_ROLLUP_SETTLE_MINUTES=0, EXPERIMENT_SUMMARY_BUDGET_SECONDS=0)
+def test_a_web_read_out_of_time_saves_its_progress_and_asks_to_retry(api_client: APIClient) -> None:
+    info = experiment_info(experiment())
+    phase = info.phases[1]
+    raw_event_collection().insert_many([document(event) for event in random_stream(2) if event.ts < END])
+    answer = api_client.get(f"/experiments/{KEY}/summary")
+    assert (answer.status_code, answer.json()["error"], answer["Retry-After"]) == (503, "summary_computing", "5")
+    # Each read goes on from where the one before stopped, until it is done.
+    progress = [answer.json()["details"]["readUpTo"]]
+    for _ in range(100):
+        try:
+            looked = phase_counts(info=info, phase=phase, now=END, budget_seconds=0)
+            break
+        except ApplicationError as exc:
+            assert exc.details is not None
+            progress.append(exc.details["readUpTo"])
+    assert progress == sorted(set(progress)) and len(progress) > 10
+    assert looked == phase_counts(info=info, phase=phase, now=END, rebuild=True)
