@@ -15,7 +15,7 @@ events (experiments/rollups.py stores the state).
 """
 
 from collections import Counter, deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from heapq import merge
@@ -430,7 +430,7 @@ class PhaseTally:
         }
         return primary, secondary
 
-    def _extractor(self, name: str) -> Any:
+    def _extractor(self, name: str) -> Callable[[list[int]], float]:
         if name == BOOKINGS_PER_USER:
             return lambda values: float(values[_BOOKINGS])
         if name == PLAYS_PER_USER:
