@@ -237,7 +237,7 @@ EXPERIMENT_RELATIVE_MDE = env_float("EXPERIMENT_RELATIVE_MDE", 0.10, minimum=0.0
 EXPERIMENT_POWER = env_float("EXPERIMENT_POWER", 0.80, minimum=0.5, maximum=0.999)
 # A look saves its running aggregates up to this many minutes ago; events stored later than that behind their own time
 # are counted only by `experiment_summary --rebuild`.
-EXPERIMENT_ROLLUP_SETTLE_MINUTES = env_int("EXPERIMENT_ROLLUP_SETTLE_MINUTES", 60, minimum=0, maximum=7 * 24 * 60)
+EXPERIMENT_ROLLUP_SETTLE_MINUTES = env_int("EXPERIMENT_ROLLUP_SETTLE_MINUTES", 10, minimum=0, maximum=7 * 24 * 60)
 # A summary read by the API or the web admin catches up on at most this many seconds of reading, then saves its
 # progress and answers 503 with Retry-After, so a phase never looked at cannot hold a worker past its timeout.
 EXPERIMENT_SUMMARY_BUDGET_SECONDS = env_float("EXPERIMENT_SUMMARY_BUDGET_SECONDS", 10.0, minimum=0.0, maximum=600.0)
