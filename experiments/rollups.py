@@ -38,8 +38,10 @@ ROLLUP_COLLECTION = "experiment_rollups"
 STATE_FORMAT = 1
 # Compressed bytes per chunk document: well under MongoDB's 16 MB document limit.
 CHUNK_BYTES = 8 * 1024 * 1024
-# A look catches up this much event time at once; a web request's look stops between two when out of time.
+# A look catches up this much event time per query, saving nothing in between.
 CATCH_UP_STEP = timedelta(hours=6)
+# A web request's look reads at least this many events before it may stop for time, so that it always moves forward.
+EVENTS_PER_BUDGET_CHECK = 256
 RETRY_AFTER_SECONDS = 5
 
 
@@ -185,17 +187,42 @@ def phase_counts(
         tally, watermark = PhaseTally(streams.rules), min(streams.exposures_from, streams.conversions_from)
     settled = min(now - timedelta(minutes=settings.EXPERIMENT_ROLLUP_SETTLE_MINUTES), streams.conversions_to)
     if saved is None or settled > watermark:
-        started = time.monotonic()
+        budget = _Budget(budget_seconds)
         while watermark < settled:
             step = min(watermark + CATCH_UP_STEP, settled)
-            tally.feed(_events(streams, watermark, step))
+            tally.feed(budget.take(_events(streams, watermark, step)))
+            if budget.cut is not None:
+                _save(info.key, phase.id, fingerprint, generation, budget.cut, tally.state())
+                raise _computing(budget.cut, streams, settled)
             watermark = step
-            if budget_seconds is not None and watermark < settled and time.monotonic() - started > budget_seconds:
-                _save(info.key, phase.id, fingerprint, generation, watermark, tally.state())
-                raise _computing(watermark, streams, settled)
         _save(info.key, phase.id, fingerprint, generation, watermark, tally.state())
     tally.feed(_events(streams, watermark, now))
     return tally.counts(end=streams.exposures_to)
+
+
+class _Budget:
+    """Ends a look's stream once out of time, between two instants, so that everything before the cut is read."""
+
+    def __init__(self, seconds: float | None) -> None:
+        self._deadline = None if seconds is None else time.monotonic() + seconds
+        self._last: datetime | None = None
+        self._since_check = 0
+        self.cut: datetime | None = None
+
+    def take(self, events: Iterator[Event]) -> Iterator[Event]:
+        for event in events:
+            if self._deadline is not None and self._last is not None and event.ts > self._last and self._out_of_time():
+                self.cut = event.ts
+                return
+            self._last = event.ts
+            self._since_check += 1
+            yield event
+
+    def _out_of_time(self) -> bool:
+        if self._since_check < EVENTS_PER_BUDGET_CHECK:
+            return False
+        self._since_check = 0
+        return self._deadline is not None and time.monotonic() > self._deadline
 
 
 def _computing(reached: datetime, streams: PhaseStreams, settled: datetime) -> ApplicationError:
