@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 # Tools import the settings module; a fixed key is enough for linting and type checking.
 TOOL_ENV := DJANGO_SECRET_KEY=lint-and-type-check-only
 
-.PHONY: run test bench schema install install-dev system-deps lint typecheck pytest clean
+.PHONY: run test bench bench-data schema install install-dev system-deps lint typecheck pytest clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -59,14 +59,24 @@ pytest: install-dev
 	$(PY) -m pytest
 
 ## make bench: training vs a bare scan, peak memory, scoring latency, serving under load, the phase summary's looks
-## against a rebuild; writes docs/BENCHMARKS.md.
-bench: install-dev
+## against a rebuild, the served recommenders on MovieLens; writes docs/BENCHMARKS.md.
+bench: install-dev bench-data
 	command -v hey >/dev/null || ($(APT_INSTALL) hey)
 	$(PY) tests/benchmarks/bench_training.py
 	$(PY) tests/benchmarks/bench_serving.py
 	$(PY) tests/benchmarks/bench_summary.py
 	$(PY) tests/benchmarks/bench_rollups.py
 	$(PY) tests/benchmarks/bench_experiments.py
+	$(PY) tests/benchmarks/bench_movielens.py
+
+MOVIELENS_CSV := var/datasets/movielens-r-cran-dslabs.csv
+
+## make bench-data: the public data the benchmarks read, fetched once into var/datasets/: MovieLens "latest small"
+## from Debian's r-cran-dslabs (apt-get download, dpkg-deb -x, read without R), kept as a CSV.
+bench-data: $(MOVIELENS_CSV)
+
+$(MOVIELENS_CSV): | $(VENV)/.installed-dev
+	$(PY) tests/benchmarks/movielens.py
 
 ## make schema: regenerate docs/openapi.yaml from the code (a test fails while the two differ).
 schema: install-dev

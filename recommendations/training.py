@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.recommender.algorithms import ALGORITHMS
-from core.recommender.training import TrainingOutcome, train_and_evaluate
+from core.recommender.training import AUTO, SearchRequest, TrainingOutcome, train_and_evaluate
 from core.recommender.training_data import InteractionsBuilder, TrainingData
 from core.variants import VARIANTS
 from recommendations.selectors import training_events_iter
@@ -25,6 +25,7 @@ from registry.state import ServingStateInfo
 
 PROGRESS_EVERY = 50_000
 PROMOTE_TARGETS = ("none", *VARIANTS)
+TRAINING_ALGORITHMS = (*ALGORITHMS, AUTO)
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,9 @@ class TrainingRequest:
     dry_run: bool = False
     promote: str = "none"
     require_better_than_baseline: bool = False
+    budget_seconds: float | None = None
+    max_trials: int | None = None
+    seed: int | None = None
     requested_version: str | None = None
     actor: str = "manage.py train"
     now: datetime | None = None
@@ -100,8 +104,9 @@ def provenance_resolve(*, window: dict[str, Any], events: int, digest: str) -> P
 
 
 def _check_request(request: TrainingRequest) -> None:
-    if request.algorithm not in ALGORITHMS:
-        raise ApplicationError("invalid_algorithm", f"algorithm must be one of {', '.join(ALGORITHMS)}.", status=400)
+    if request.algorithm not in TRAINING_ALGORITHMS:
+        choices = ", ".join(TRAINING_ALGORITHMS)
+        raise ApplicationError("invalid_algorithm", f"algorithm must be one of {choices}.", status=400)
     if request.promote not in PROMOTE_TARGETS:
         raise ApplicationError("invalid_promote", f"promote must be one of {', '.join(PROMOTE_TARGETS)}.", status=400)
     if request.test_days >= request.lookback_days:
@@ -138,6 +143,11 @@ def _publish(request: TrainingRequest, report: TrainingReport, outcome: Training
     return model_version_create(requested=request.requested_version, draft_for=draft_for)
 
 
+def _gate_words(gate: dict[str, Any]) -> str:
+    low, high = gate["interval"]
+    return f"difference {gate['difference']}, 95% interval [{low}, {high}]"
+
+
 def training_run(request: TrainingRequest, *, stage: Stage, progress: Progress | None = None) -> TrainingReport:
     """Run one training; `stage(name, message)` is told as each stage ends. Raises ApplicationError on failure."""
     _check_request(request)
@@ -162,26 +172,41 @@ def training_run(request: TrainingRequest, *, stage: Stage, progress: Progress |
     report.provenance = provenance_resolve(window=window, events=events, digest=data.events_digest)
 
     clock = time.monotonic()
+    search = SearchRequest(
+        algorithm=request.algorithm,
+        fixed=request.params,
+        budget_seconds=settings.TRAINING_BUDGET_SECONDS if request.budget_seconds is None else request.budget_seconds,
+        max_trials=request.max_trials or settings.TRAINING_MAX_TRIALS,
+        seed=settings.TRAINING_SEED if request.seed is None else request.seed,
+        holdout_fraction=settings.TRAINING_HOLDOUT_FRACTION,
+        margin=settings.TRAINING_GATE_MARGIN,
+    )
     try:
         outcome = train_and_evaluate(
-            data.interactions, algorithm=request.algorithm, params=request.params, cutoff=int(cutoff.timestamp())
+            data.interactions,
+            algorithm=request.algorithm,
+            params=request.params,
+            cutoff=int(cutoff.timestamp()),
+            request=search,
         )
     except ValueError as exc:
         raise ApplicationError("training_failed", str(exc)) from exc
     report.timings["fit_and_evaluate"] = round(time.monotonic() - clock, 3)
     report.metrics, report.counts = outcome.metrics, outcome.counts
-    candidate, baseline = outcome.metrics["candidate"], outcome.metrics["baseline"]
+    report.algorithm = outcome.model.algorithm
+    candidate, gate = outcome.metrics["candidate"], outcome.metrics["gate"]
+    searched = outcome.metrics["search"]
     stage(
         "evaluate",
-        f"NDCG@10 {candidate['ndcg@10']} vs popularity {baseline['ndcg@10']} "
-        f"({candidate['users']} users) in {report.timings['fit_and_evaluate']}s",
+        f"{report.algorithm} chosen from {len(searched['trials'])} trial(s); NDCG@10 {candidate['ndcg@10']} vs "
+        f"{gate['baseline']} {_gate_words(gate)} ({candidate['users']} users) in {report.timings['fit_and_evaluate']}s",
     )
     if request.require_better_than_baseline and not outcome.beats_baseline:
         raise ApplicationError(
             "quality_gate",
-            f"{request.algorithm} does not beat popularity on NDCG@10 "
-            f"({candidate['ndcg@10']} <= {baseline['ndcg@10']}); nothing published.",
-            details={"candidate": candidate["ndcg@10"], "baseline": baseline["ndcg@10"]},
+            f"{report.algorithm} is not better than {gate['baseline']} on NDCG@10 beyond its interval "
+            f"({_gate_words(gate)}, margin {gate['margin']}); nothing published.",
+            details={"candidate": candidate["ndcg@10"], **gate},
         )
     if request.dry_run:
         stage("publish", "skipped (dry run)")
@@ -196,7 +221,7 @@ def training_run(request: TrainingRequest, *, stage: Stage, progress: Progress |
             version=report.published.version,
             target=request.promote,
             actor=request.actor,
-            reason=f"promoted by training run ({request.algorithm})",
+            reason=f"promoted by training run ({report.algorithm})",
         )
         stage(
             "promote", f"{report.published.version} now serves {request.promote} (revision {report.promoted.revision})"

@@ -198,10 +198,18 @@ MODEL_REGISTRY_URI = env_str("MODEL_REGISTRY_URI", str(BASE_DIR / "model_registr
 MODEL_REGISTRY_S3_ENDPOINT_URL = env_str("MODEL_REGISTRY_S3_ENDPOINT_URL") or None
 # Local copies of loaded versions, verified against their sha256 on every load.
 MODEL_CACHE_DIR = Path(env_str("MODEL_CACHE_DIR", str(VAR_DIR / "model_cache")))
-TRAINING_LOOKBACK_DAYS = env_int("TRAINING_LOOKBACK_DAYS", 30, minimum=1, maximum=3650)
+TRAINING_LOOKBACK_DAYS = env_int("TRAINING_LOOKBACK_DAYS", 30, minimum=1, maximum=36500)
 TRAINING_TEST_DAYS = env_int("TRAINING_TEST_DAYS", 3, minimum=1, maximum=365)
 TRAINING_ALGORITHM = env_str("TRAINING_ALGORITHM", "itemknn")
 TRAINING_REQUIRE_BETTER_THAN_BASELINE = env_bool("TRAINING_REQUIRE_BETTER_THAN_BASELINE", False)
+# The search for parameters on validation: at most this long and this many trials (one always runs), in a seeded order.
+TRAINING_BUDGET_SECONDS = env_float("TRAINING_BUDGET_SECONDS", 60.0, minimum=0.0)
+TRAINING_MAX_TRIALS = env_int("TRAINING_MAX_TRIALS", 20, minimum=1)
+TRAINING_SEED = env_int("TRAINING_SEED", 0, minimum=0)
+# The share of each rider's newest events held out to judge a model, and by how much NDCG@10 the whole 95% interval
+# of its difference to the stronger popularity baseline must stay above zero to publish under the gate.
+TRAINING_HOLDOUT_FRACTION = env_float("TRAINING_HOLDOUT_FRACTION", 0.2, minimum=0.05, maximum=0.5)
+TRAINING_GATE_MARGIN = env_float("TRAINING_GATE_MARGIN", 0.0, minimum=0.0)
 # Provenance given by the pipeline that runs the trainer; each falls back as docs/TRAINING.md explains.
 MODEL_VERSION = env_str("MODEL_VERSION") or None
 DATA_SNAPSHOT_ID = env_str("DATA_SNAPSHOT_ID") or None

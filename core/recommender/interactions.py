@@ -10,7 +10,6 @@ import scipy.sparse as sp
 # How much each event says about a rider's interest. A skip takes interest away; the sum is clipped at zero.
 EVENT_WEIGHTS: dict[str, float] = {"view": 1.0, "play": 3.0, "book": 5.0, "skip": -1.0}
 EVENT_CODES: dict[str, int] = {"view": 0, "play": 1, "book": 2, "skip": 3}
-CONVERSION_CODE = EVENT_CODES["book"]
 
 
 @dataclass(frozen=True)
@@ -50,25 +49,36 @@ def interactions_from_records(records: Sequence[tuple[str, str, str, float]]) ->
     )
 
 
-def interaction_matrix(data: Interactions) -> sp.csr_matrix:
+DAY_SECONDS = 86_400
+
+
+def interaction_matrix(
+    data: Interactions, *, weights: dict[str, float] | None = None, half_life_days: float | None = None
+) -> sp.csr_matrix:
     """Users x items matrix of summed event weights, clipped at zero and damped with log1p.
 
-    The damping keeps a rider who viewed one destination fifty times from outweighing everything else they did.
+    The damping keeps a rider who viewed one destination fifty times from outweighing everything else they did. With
+    `half_life_days`, an event counts half as much for every half-life between it and the newest event.
     """
-    weights = np.array([EVENT_WEIGHTS[kind] for kind in EVENT_CODES], dtype=np.float32)[data.codes]
+    table = EVENT_WEIGHTS if weights is None else {**EVENT_WEIGHTS, **weights}
+    values = np.array([table[kind] for kind in EVENT_CODES], dtype=np.float32)[data.codes]
+    if half_life_days and len(data):
+        age_days = (int(data.ts.max()) - data.ts) / DAY_SECONDS
+        values = values * np.exp2(-age_days / half_life_days).astype(np.float32)
     shape = (len(data.user_ids), len(data.item_ids))
-    matrix = sp.csr_matrix((weights, (data.users, data.items)), shape=shape, dtype=np.float32)
+    matrix = sp.csr_matrix((values, (data.users, data.items)), shape=shape, dtype=np.float32)
     matrix.sum_duplicates()
     matrix.data = np.log1p(np.clip(matrix.data, 0.0, None))
     matrix.eliminate_zeros()
     return matrix
 
 
-def conversion_matrix(data: Interactions) -> sp.csr_matrix:
-    """Users x items matrix with a 1 where the user booked the item."""
-    booked = data.codes == CONVERSION_CODE
-    ones = np.ones(int(booked.sum()), dtype=np.float32)
+def seen_matrix(data: Interactions, kinds: Sequence[str]) -> sp.csr_matrix:
+    """Users x items matrix with a 1 where the user had an event of one of `kinds` with the item."""
+    chosen = np.isin(data.codes, [EVENT_CODES[kind] for kind in kinds])
+    ones = np.ones(int(chosen.sum()), dtype=np.float32)
     shape = (len(data.user_ids), len(data.item_ids))
-    matrix = sp.csr_matrix((ones, (data.users[booked], data.items[booked])), shape=shape, dtype=np.float32)
+    matrix = sp.csr_matrix((ones, (data.users[chosen], data.items[chosen])), shape=shape, dtype=np.float32)
     matrix.sum_duplicates()
+    matrix.data[:] = 1.0
     return matrix

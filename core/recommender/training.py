@@ -1,13 +1,68 @@
-"""Fit a candidate and the popularity baseline on the same chronological split, then refit on the whole window."""
+"""Choose a recommender on validation, judge it on held-out events against popularity, then fit it on everything.
 
-from dataclasses import dataclass
+Three nested splits, each a per-user temporal hold-out: the search fits on the oldest events and picks the
+parameters and the exclusion rule on the next ones (validation); the chosen recipe is then refitted without the
+newest events and scored on them against the baselines (the figures the gate reads); the published model learns from
+all of them. The global chronological split is reported beside it.
+"""
+
+import itertools
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from typing import Any
 
-from core.recommender.algorithms import PopularityModel, Recommender, recommender_fit
-from core.recommender.evaluation import chronological_split, evaluate
-from core.recommender.interactions import Interactions
+import numpy as np
+
+from core.recommender.algorithms import (
+    ALGORITHMS,
+    PersonalModel,
+    PopularityModel,
+    PopularityWithoutSeenModel,
+    Recommender,
+    recommender_fit,
+)
+from core.recommender.evaluation import (
+    Split,
+    UserScores,
+    bootstrap_interval,
+    chronological_split,
+    score_users,
+    summary,
+    user_holdout_split,
+)
+from core.recommender.interactions import EVENT_CODES, Interactions, seen_matrix
 
 K = 10
+AUTO = "auto"
+# Which of a rider's items they are not shown again, from none to all they touched; learnt on validation.
+EXCLUSION_RULES: tuple[tuple[str, ...], ...] = ((), ("book",), ("book", "play"), tuple(EVENT_CODES))
+# Each algorithm's parameters to search, the default first. A trial draws one value per parameter.
+SEARCH_SPACES: dict[str, dict[str, list[Any]]] = {
+    "ease": {"l2": [500.0, 100.0, 2000.0, 50.0, 5000.0]},
+    "als": {"factors": [64, 32, 128], "regularization": [0.05, 0.5, 5.0], "alpha": [1.0, 5.0, 20.0]},
+    "itemknn": {"neighbors": [50, 100, 200, 20], "shrinkage": [0.0, 10.0, 50.0]},
+    "svd": {"factors": [32, 64, 128, 16]},
+}
+# What every personalised model takes: how much a play and a view count against a book, and how fast events fade.
+COMMON_SPACE: dict[str, list[Any]] = {
+    "weights": [None, {"view": 1.0, "play": 1.0, "book": 1.0}, {"view": 0.0, "play": 2.0, "book": 5.0}],
+    "half_life_days": [None, 180.0, 30.0],
+}
+Clock = Callable[[], float]
+
+
+@dataclass(frozen=True)
+class SearchRequest:
+    """What to search: an algorithm (or AUTO for all), parameters held fixed, and the budget."""
+
+    algorithm: str
+    fixed: dict[str, Any] = field(default_factory=dict)
+    budget_seconds: float = 60.0
+    max_trials: int = 20
+    seed: int = 0
+    holdout_fraction: float = 0.2
+    margin: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -18,9 +73,93 @@ class TrainingOutcome:
 
     @property
     def beats_baseline(self) -> bool:
-        candidate = self.metrics["candidate"]["ndcg@10"] or 0.0
-        baseline = self.metrics["baseline"]["ndcg@10"] or 0.0
-        return bool(candidate > baseline)
+        return bool(self.metrics["gate"]["passes"])
+
+
+def _draws(algorithm: str, fixed: dict[str, Any], rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+    """The algorithm's trials: its defaults first, then distinct random draws from its space (minus what is fixed)."""
+    space = {name: values for name, values in {**SEARCH_SPACES[algorithm], **COMMON_SPACE}.items() if name not in fixed}
+    names = list(space)
+    combinations = list(itertools.product(*(range(len(space[name])) for name in names)))
+    order = [0, *(1 + rng.permutation(len(combinations) - 1))] if combinations else []
+    for index in order:
+        yield {**{name: space[name][combinations[index][i]] for i, name in enumerate(names)}, **fixed}
+
+
+def _trials(request: SearchRequest) -> Iterator[tuple[str, dict[str, Any]]]:
+    rng = np.random.default_rng(request.seed)
+    if request.algorithm != AUTO:
+        for params in _draws(request.algorithm, request.fixed, rng):
+            yield request.algorithm, params
+        return
+    # Every algorithm's defaults first, then their draws in turn.
+    draws = {algorithm: _draws(algorithm, request.fixed, rng) for algorithm in SEARCH_SPACES}
+    while draws:
+        for algorithm in list(draws):
+            drawn: dict[str, Any] | None = next(draws[algorithm], None)
+            if drawn is None:
+                del draws[algorithm]
+            else:
+                yield algorithm, drawn
+
+
+def _validation_scores(model: Recommender, split: Split, rules: dict[tuple[str, ...], Any]) -> dict[str, float]:
+    """NDCG@10 on validation under each exclusion rule, from one fitted model."""
+    if not isinstance(model, PersonalModel):
+        return {"": float(score_users(model, split, k=K).metrics["ndcg@10"].mean())}
+    return {
+        ",".join(kinds): float(score_users(model.with_exclusion(seen, kinds), split, k=K).metrics["ndcg@10"].mean())
+        for kinds, seen in rules.items()
+    }
+
+
+def search(request: SearchRequest, data: Interactions, *, clock: Clock = time.monotonic) -> dict[str, Any]:
+    """Fit trial after trial on `data`'s older events and score them on each rider's newer ones, within the budget.
+
+    At least one trial runs whatever the budget; the trials run in a seeded order, so the same data, seed and number
+    of trials give the same choice.
+    """
+    split = user_holdout_split(data, request.holdout_fraction)
+    if "exclude" in request.fixed:
+        rules = {tuple(request.fixed["exclude"]): seen_matrix(split.train, request.fixed["exclude"])}
+    else:
+        rules = {kinds: seen_matrix(split.train, kinds) for kinds in EXCLUSION_RULES}
+    started = clock()
+    trials: list[dict[str, Any]] = []
+    stopped = "space"
+    for algorithm, params in _trials(request):
+        if trials and (len(trials) >= request.max_trials or clock() - started > request.budget_seconds):
+            stopped = "trials" if len(trials) >= request.max_trials else "budget"
+            break
+        clock_trial = clock()
+        model = recommender_fit(algorithm, split.train, params)
+        scores = _validation_scores(model, split, rules)
+        trials.append(
+            {
+                "algorithm": algorithm,
+                "params": params,
+                "ndcg@10ByExclusion": {rule: round(value, 6) for rule, value in scores.items()},
+                "seconds": round(clock() - clock_trial, 3),
+            }
+        )
+    best = max(
+        ((trial, rule, value) for trial in trials for rule, value in trial["ndcg@10ByExclusion"].items()),
+        key=lambda entry: entry[2],
+    )
+    trial, rule, value = best
+    params = dict(trial["params"])
+    if trial["algorithm"] != "popularity":
+        params["exclude"] = [kind for kind in rule.split(",") if kind]
+    return {
+        "method": split.method + " of the training part (validation)",
+        "budgetSeconds": request.budget_seconds,
+        "maxTrials": request.max_trials,
+        "seed": request.seed,
+        "stoppedBy": stopped,
+        "seconds": round(clock() - started, 3),
+        "trials": trials,
+        "chosen": {"algorithm": trial["algorithm"], "params": params, "ndcg@10": round(value, 6)},
+    }
 
 
 def _lift(candidate: float | None, baseline: float | None) -> float | None:
@@ -29,31 +168,82 @@ def _lift(candidate: float | None, baseline: float | None) -> float | None:
     return round(candidate / baseline - 1.0, 6)
 
 
-def train_and_evaluate(
-    data: Interactions, *, algorithm: str, params: dict[str, Any] | None = None, cutoff: int
-) -> TrainingOutcome:
-    """Evaluate `algorithm` against popularity on events before/after `cutoff`, then fit it on all events.
+def _gate(candidate: UserScores, baselines: dict[str, UserScores], margin: float, seed: int) -> dict[str, Any]:
+    """The candidate against the stronger baseline, user by user: passes when the whole interval clears `margin`."""
+    name, baseline = max(baselines.items(), key=lambda entry: float(entry[1].metrics["ndcg@10"].mean()))
+    difference = candidate.metrics["ndcg@10"] - baseline.metrics["ndcg@10"]
+    low, high = bootstrap_interval(difference, seed=seed)
+    return {
+        "baseline": name,
+        "metric": "ndcg@10",
+        "difference": round(float(difference.mean()), 6) if difference.shape[0] else None,
+        "interval": [low, high],
+        "level": 0.95,
+        "margin": margin,
+        "passes": bool(difference.shape[0]) and low > margin,
+    }
 
-    The published model learns from the whole window; the metrics describe how the same recipe did on held-out days.
+
+def train_and_evaluate(
+    data: Interactions,
+    *,
+    algorithm: str,
+    params: dict[str, Any] | None = None,
+    cutoff: int,
+    request: SearchRequest | None = None,
+) -> TrainingOutcome:
+    """Search on validation, score the chosen recipe on the held-out events and the chronological split against the
+    baselines, then fit it on all events.
+
+    The published model learns from the whole window; the metrics describe how the same recipe did on held-out events.
     """
-    split = chronological_split(data, cutoff)
-    if len(split.train) == 0:
-        raise ValueError("no events before the evaluation cutoff: widen the lookback window or shorten the test days")
-    candidate = evaluate(recommender_fit(algorithm, split.train, params), split, k=K)
-    baseline = evaluate(PopularityModel.fit(split.train), split, k=K)
-    metrics = {
+    if algorithm != AUTO and algorithm not in ALGORITHMS:
+        raise ValueError(f"unknown algorithm {algorithm!r}; choose one of {', '.join((*ALGORITHMS, AUTO))}")
+    request = request or SearchRequest(algorithm=algorithm, fixed=dict(params or {}))
+    holdout = user_holdout_split(data, request.holdout_fraction)
+    if len(holdout.test) == 0 or len(holdout.train) == 0:
+        raise ValueError("too few events per rider to hold any out: the evaluation needs riders with several events")
+    searched = (
+        search(request, holdout.train)
+        if algorithm != "popularity"
+        else {"trials": [], "chosen": {"algorithm": "popularity", "params": {}}}
+    )
+    chosen_algorithm, chosen_params = searched["chosen"]["algorithm"], searched["chosen"]["params"]
+    candidate = score_users(recommender_fit(chosen_algorithm, holdout.train, chosen_params), holdout, k=K)
+    baselines = {
+        "popularity": score_users(PopularityModel.fit(holdout.train), holdout, k=K),
+        "popularityWithoutSeen": score_users(PopularityWithoutSeenModel.fit(holdout.train), holdout, k=K),
+    }
+    gate = _gate(candidate, baselines, request.margin, request.seed)
+    reported = summary(candidate, seed=request.seed)
+    metrics: dict[str, Any] = {
         "k": K,
-        "method": "chronological split: fit on events before the cutoff, score the plays and books after it",
-        "candidate": candidate,
-        "baseline": baseline,
-        "ndcgLiftVsBaseline": _lift(candidate["ndcg@10"], baseline["ndcg@10"]),
+        "method": holdout.method,
+        "candidate": reported,
+        "baseline": summary(baselines["popularity"], seed=request.seed),
+        "baselineWithoutSeen": summary(baselines["popularityWithoutSeen"], seed=request.seed),
+        "gate": gate,
+        "ndcgLiftVsBaseline": _lift(reported["ndcg@10"], float(baselines[gate["baseline"]].metrics["ndcg@10"].mean())),
+        "chronological": _chronological(data, cutoff, chosen_algorithm, chosen_params),
+        "search": searched,
     }
     counts = {
         "events": len(data),
         "users": len(data.user_ids),
         "items": len(data.item_ids),
-        "trainEvents": len(split.train),
-        "testEvents": len(split.test),
-        "evaluatedUsers": candidate["users"],
+        "trainEvents": len(holdout.train),
+        "testEvents": len(holdout.test),
+        "evaluatedUsers": reported["users"],
     }
-    return TrainingOutcome(model=recommender_fit(algorithm, data, params), metrics=metrics, counts=counts)
+    return TrainingOutcome(model=recommender_fit(chosen_algorithm, data, chosen_params), metrics=metrics, counts=counts)
+
+
+def _chronological(data: Interactions, cutoff: int, algorithm: str, params: dict[str, Any]) -> dict[str, Any]:
+    split = chronological_split(data, cutoff)
+    if len(split.train) == 0 or len(split.test) == 0:
+        return {"method": split.method, "skipped": "no events on one side of the cutoff"}
+    return {
+        "method": split.method,
+        "candidate": summary(score_users(recommender_fit(algorithm, split.train, params), split, k=K)),
+        "baseline": summary(score_users(PopularityModel.fit(split.train), split, k=K)),
+    }

@@ -408,8 +408,7 @@ def _report(rows: list[dict[str, Any]]) -> str:
     if http["first"] > (largest["budgetSeconds"] or float("inf")):
         lines[-1] += (
             f" The first answer after the new events took {http['first']} s, past the {largest['budgetSeconds']} s "
-            "budget: the budget is checked between steps of six hours of event time, and all the new events fell in "
-            "one step."
+            "budget: the budget bounds the reading, and restoring and saving the state come on top of it."
         )
     return "\n".join(lines)
 

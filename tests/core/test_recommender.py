@@ -82,7 +82,7 @@ def test_a_rider_whose_only_signal_was_skipped_gets_popular_items() -> None:
 
 def test_converted_items_are_filtered_when_asked() -> None:
     keep = ItemKNNModel.fit(DATA)
-    drop = ItemKNNModel.fit(DATA, exclude_converted=True)
+    drop = ItemKNNModel.fit(DATA, exclude=["book"])
     assert "x" in items(keep.recommend("a", 4))
     assert items(drop.recommend("a", 4)) == ["y", "z", "w"]
     assert items(drop.recommend("b", 4)) == ["z", "w"]

@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from io import StringIO
@@ -88,9 +89,20 @@ def test_dry_run_publishes_nothing(demo_events: None, registry_dir: Path) -> Non
 
 
 def test_the_quality_gate_refuses_a_model_that_does_not_beat_popularity(demo_events: None, registry_dir: Path) -> None:
-    with pytest.raises(CommandError, match=r"training failed \(quality_gate\): popularity does not beat popularity"):
-        train("--lookback-days", "20", "--algorithm", "popularity", "--require-better-than-baseline")
+    # A broken model: every event weighs nothing, so it learns nothing and ranks by its popularity fill alone.
+    broken = ["--algorithm", "itemknn", "--param", 'weights={"view": 0, "play": 0, "book": 0, "skip": 0}']
+    with pytest.raises(CommandError) as refused:
+        train("--lookback-days", "20", *broken, "--require-better-than-baseline")
+    message = str(refused.value)
+    assert message.startswith("training failed (quality_gate): itemknn is not better than popularity")
+    figures = re.search(r"difference (-?[\d.]+), 95% interval \[(-?[\d.]+), (-?[\d.]+)\], margin 0.0", message)
+    assert figures is not None, message
+    difference, low, high = map(float, figures.groups())
+    assert low <= difference <= high and low <= 0.0
     assert not ModelVersion.objects.exists()
+    # Popularity itself is no better than popularity either.
+    with pytest.raises(CommandError, match=r"popularity is not better than popularity on NDCG@10 beyond its interval"):
+        train("--lookback-days", "20", "--algorithm", "popularity", "--require-better-than-baseline")
 
 
 def test_no_events_is_a_clear_failure(registry_dir: Path) -> None:

@@ -11,8 +11,13 @@ from tqdm import tqdm
 
 from common.errors import DATABASE_ERRORS
 from core.errors import ApplicationError
-from core.recommender.algorithms import ALGORITHMS
-from recommendations.training import PROMOTE_TARGETS, TrainingReport, TrainingRequest, training_run
+from recommendations.training import (
+    PROMOTE_TARGETS,
+    TRAINING_ALGORITHMS,
+    TrainingReport,
+    TrainingRequest,
+    training_run,
+)
 
 
 def _params(raw: list[str]) -> dict[str, Any]:
@@ -37,8 +42,23 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--lookback-days", type=int, default=settings.TRAINING_LOOKBACK_DAYS)
         parser.add_argument("--test-days", type=int, default=settings.TRAINING_TEST_DAYS)
-        parser.add_argument("--algorithm", choices=ALGORITHMS, default=settings.TRAINING_ALGORITHM)
-        parser.add_argument("--param", action="append", default=[], help="model parameter NAME=VALUE (repeatable)")
+        parser.add_argument(
+            "--algorithm",
+            choices=TRAINING_ALGORITHMS,
+            default=settings.TRAINING_ALGORITHM,
+            help="the model to fit; auto searches them all and keeps the best on validation",
+        )
+        parser.add_argument(
+            "--param", action="append", default=[], help="model parameter NAME=VALUE, held fixed in the search"
+        )
+        parser.add_argument(
+            "--budget-seconds",
+            type=float,
+            default=settings.TRAINING_BUDGET_SECONDS,
+            help="time for the parameter search on validation (one trial always runs)",
+        )
+        parser.add_argument("--trials", type=int, default=settings.TRAINING_MAX_TRIALS, help="most search trials")
+        parser.add_argument("--seed", type=int, default=settings.TRAINING_SEED, help="the search's order")
         parser.add_argument(
             "--model-version", default=settings.MODEL_VERSION, help="explicit vX.Y.Z (default: minor bump)"
         )
@@ -48,7 +68,7 @@ class Command(BaseCommand):
             "--require-better-than-baseline",
             action="store_true",
             default=settings.TRAINING_REQUIRE_BETTER_THAN_BASELINE,
-            help="refuse to publish a model that does not beat popularity on NDCG@10",
+            help="refuse to publish a model whose NDCG@10 is not above popularity's beyond its 95%% interval",
         )
         parser.add_argument("--json", action="store_true", help="print the final report as JSON on stdout")
 
@@ -61,6 +81,9 @@ class Command(BaseCommand):
             dry_run=options["dry_run"],
             promote=options["promote"],
             require_better_than_baseline=options["require_better_than_baseline"],
+            budget_seconds=options["budget_seconds"],
+            max_trials=options["trials"],
+            seed=options["seed"],
             requested_version=options["model_version"],
         )
         started = time.monotonic()
@@ -101,14 +124,15 @@ class Command(BaseCommand):
             }
             self.stdout.write(json.dumps(document, default=str))
             return
-        candidate, baseline = report.metrics["candidate"], report.metrics["baseline"]
+        candidate, gate = report.metrics["candidate"], report.metrics["gate"]
         where = (
             f"published {report.published.version} to {report.published.artifact_uri}"
             if report.published
             else "dry run: nothing published"
         )
         self.stdout.write(
-            f"{where}; {report.algorithm} NDCG@10 {candidate['ndcg@10']} / HitRate@10 {candidate['hitRate@10']} "
-            f"vs popularity {baseline['ndcg@10']} / {baseline['hitRate@10']}; "
+            f"{where}; {report.algorithm} NDCG@10 {candidate['ndcg@10']} {candidate['ndcg@10Interval']}, "
+            f"recall@10 {candidate['recall@10']}, MAP@10 {candidate['map@10']}; vs {gate['baseline']}: "
+            f"{gate['difference']} {gate['interval']}; "
             f"{report.counts['events']} events, {report.counts['users']} users; {elapsed:.1f}s"
         )
