@@ -94,7 +94,19 @@ def _serve_action(target: str) -> Callable[..., HttpResponse | None]:
 
 @admin.register(ModelVersion)
 class ModelVersionAdmin(ReadOnlyModelAdmin):
-    list_display = ["version", "status", "algorithm", "ndcg", "baseline_ndcg", "trained_at", "serving"]
+    list_display = [
+        "version",
+        "status",
+        "algorithm",
+        "ndcg",
+        "recall",
+        "map",
+        "coverage",
+        "baseline_ndcg",
+        "versus_baseline",
+        "trained_at",
+        "serving",
+    ]
     list_filter = ["status", "algorithm"]
     search_fields = ["=version"]
     actions = [_serve_action(target) for target in TARGETS]
@@ -103,13 +115,37 @@ class ModelVersionAdmin(ReadOnlyModelAdmin):
         self._state = serving_state_current()
         return super().get_queryset(request)
 
-    @admin.display(description="NDCG@10")
+    @admin.display(description="NDCG@10 (95% interval)")
     def ndcg(self, obj: ModelVersion) -> Any:
-        return obj.metrics.get("candidate", {}).get("ndcg@10")
+        candidate = obj.metrics.get("candidate", {})
+        interval = candidate.get("ndcg@10Interval")
+        return f"{candidate.get('ndcg@10')} {interval}" if interval else candidate.get("ndcg@10")
 
-    @admin.display(description="popularity NDCG@10")
+    @admin.display(description="recall@10")
+    def recall(self, obj: ModelVersion) -> Any:
+        return obj.metrics.get("candidate", {}).get("recall@10")
+
+    @admin.display(description="MAP@10")
+    def map(self, obj: ModelVersion) -> Any:
+        return obj.metrics.get("candidate", {}).get("map@10")
+
+    @admin.display(description="coverage@10")
+    def coverage(self, obj: ModelVersion) -> Any:
+        return obj.metrics.get("candidate", {}).get("coverage@10")
+
+    @admin.display(description="popularity NDCG@10 (without seen)")
     def baseline_ndcg(self, obj: ModelVersion) -> Any:
-        return obj.metrics.get("baseline", {}).get("ndcg@10")
+        plain = obj.metrics.get("baseline", {}).get("ndcg@10")
+        without_seen = obj.metrics.get("baselineWithoutSeen", {}).get("ndcg@10")
+        return plain if without_seen is None else f"{plain} ({without_seen})"
+
+    @admin.display(description="vs the stronger baseline (95% interval)")
+    def versus_baseline(self, obj: ModelVersion) -> Any:
+        gate = obj.metrics.get("gate")
+        if not gate:
+            return ""
+        verdict = "better" if gate["passes"] else "not better"
+        return f"{verdict}: {gate['difference']} {gate['interval']} vs {gate['baseline']}"
 
     @admin.display(description="serves")
     def serving(self, obj: ModelVersion) -> str:

@@ -29,11 +29,36 @@ RIDERS = ["rider-0", "rider-4", "rider-8", "a rider never seen"]
 
 @pytest.mark.parametrize("algorithm", ALGORITHMS)
 def test_every_algorithm_recommends_the_same_after_saving_and_loading(algorithm: str) -> None:
-    params = {"factors": 4} if algorithm == "svd" else None
+    params = (
+        {} if algorithm == "popularity" else {"exclude": ["book"], **({"factors": 4} if algorithm == "svd" else {})}
+    )
     model = recommender_fit(algorithm, interactions_from_records(RECORDS), params)
     built = model_files_build(model)
     loaded = model_files_load(built.files[MODEL_FILE], built.files[ARRAYS_FILE])
     assert (loaded.algorithm, loaded.item_ids, loaded.config()) == (model.algorithm, model.item_ids, model.config())
+    for rider in RIDERS:
+        assert loaded.recommend(rider, 10) == model.recommend(rider, 10)
+
+
+def _resaved(arrays: dict[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, allow_pickle=False, **arrays)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize("excluding", [True, False])
+def test_an_artifact_from_before_exclusion_rules_still_serves_as_it_did(excluding: bool) -> None:
+    # Older artifacts kept every rider's booked items as "converted" and a boolean "exclude_converted".
+    model = recommender_fit("itemknn", interactions_from_records(RECORDS), {"exclude": ["book"] if excluding else []})
+    built = model_files_build(model)
+    booked = recommender_fit("itemknn", interactions_from_records(RECORDS), {"exclude": ["book"]}).arrays()
+    with np.load(io.BytesIO(built.files[ARRAYS_FILE]), allow_pickle=False) as archive:
+        arrays = {name.replace("excluded_", "converted_"): archive[name] for name in archive.files}
+    arrays["converted_indptr"], arrays["converted_indices"] = booked["excluded_indptr"], booked["excluded_indices"]
+    document = json.loads(built.files[MODEL_FILE])
+    document["params"] = {"neighbors": 50, "exclude_converted": excluding}
+    document["arrays"] = {name: {"dtype": str(v.dtype), "shape": list(v.shape)} for name, v in arrays.items()}
+    loaded = model_files_load(json_bytes(document), _resaved(arrays))
     for rider in RIDERS:
         assert loaded.recommend(rider, 10) == model.recommend(rider, 10)
 

@@ -94,8 +94,13 @@ def served_versions(serving_env: Path) -> None:
 
 def test_the_version_list_shows_metrics_and_who_serves_what(staff_client: Client, served_versions: None) -> None:
     page = staff_client.get("/admin/ui/registry/modelversion/").content.decode().lower()
-    for text in ("v1.0.0", "v1.1.0", "v1.2.0", "ndcg@10", "popularity ndcg@10", "control", "treatment"):
+    for text in ("v1.0.0", "v1.1.0", "v1.2.0", "ndcg@10 (95% interval)", "recall@10", "map@10", "coverage@10"):
         assert text in page
+    for text in ("popularity ndcg@10 (without seen)", "vs the stronger baseline", "control", "treatment"):
+        assert text in page
+    gate = ModelVersion.objects.get(version="v1.0.0").metrics["gate"]
+    verdict = "better" if gate["passes"] else "not better"
+    assert f"{verdict}: {gate['difference']} {gate['interval']} vs {gate['baseline']}".lower() in page
 
 
 def test_serving_from_the_admin_confirms_with_a_reason_then_switches(
