@@ -14,7 +14,6 @@ BENCH_SIZES (default 100000,1000000), BENCH_REPEATS (default 3), BENCH_USERS (de
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -76,20 +75,10 @@ def child(mode: str) -> None:
         result["settleMinutes"] = settings.EXPERIMENT_ROLLUP_SETTLE_MINUTES
         result["budgetSeconds"] = getattr(settings, "EXPERIMENT_SUMMARY_BUDGET_SECONDS", None)
     result["seconds"] = round(time.perf_counter() - clock, 3)
-    result["maxRssMb"] = _peak_rss_mb()
+    from tests.benchmarks.report import peak_rss_mb
+
+    result["maxRssMb"] = peak_rss_mb()
     print(json.dumps(result))  # noqa: T201 - read by the parent
-
-
-def _peak_rss_mb() -> float:
-    """This process's own peak resident set (VmHWM).
-
-    Not getrusage's ru_maxrss: Linux carries it across exec, so a child started by subprocess reports at least the
-    parent's peak at the time of the fork (here, the seeding's).
-    """
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
 
 
 def _scan(info: Any, now: datetime) -> int:

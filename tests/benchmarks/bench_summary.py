@@ -6,7 +6,6 @@ with pymongo. Each measurement runs in a fresh process (peak RSS is its own), th
 
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -50,7 +49,9 @@ def child(mode: str) -> None:
             summary["variants"]["control"]["exposedUsers"] + summary["variants"]["treatment"]["exposedUsers"]
         )
     result["seconds"] = round(time.perf_counter() - clock, 3)
-    result["maxRssMb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    from tests.benchmarks.report import peak_rss_mb
+
+    result["maxRssMb"] = peak_rss_mb()
     print(json.dumps(result))  # noqa: T201 - read by the parent
 
 

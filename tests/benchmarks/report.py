@@ -1,5 +1,6 @@
 """Write one benchmark's section of docs/BENCHMARKS.md, leaving the other sections as they are."""
 
+import resource
 from pathlib import Path
 
 PATH = Path(__file__).resolve().parents[2] / "docs" / "BENCHMARKS.md"
@@ -21,3 +22,15 @@ def write_section(name: str, body: str) -> Path:
         text = text.rstrip() + "\n\n" + block + "\n"
     PATH.write_text(text)
     return PATH
+
+
+def peak_rss_mb() -> float:
+    """This process's own peak resident set (VmHWM), in MB.
+
+    Not getrusage's ru_maxrss: Linux carries it across exec, so a child started by subprocess reports at least the
+    parent's peak at the time of the fork (a benchmark's seeding, say).
+    """
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
