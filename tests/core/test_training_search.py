@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from core.recommender import training
 from core.recommender.algorithms import EASEModel, recommender_fit
 from core.recommender.evaluation import (
     average_precision_at_k,
@@ -120,3 +121,13 @@ def test_an_unknown_parameter_or_exclusion_is_a_clear_error() -> None:
         recommender_fit("itemknn", data, {"depth": 3})
     with pytest.raises(ValueError, match="exclude names unknown event types"):
         recommender_fit("ease", data, {"exclude": ["like"]})
+
+
+def test_validation_scores_a_seeded_sample_of_riders_with_all_their_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(training, "VALIDATION_RIDERS", 20)
+    split = user_holdout_split(_world(False), 0.2)
+    sampled = training._sampled(split, np.random.default_rng(0))
+    riders = set(sampled.test.users.tolist())
+    assert len(riders) == 20
+    assert len(sampled.test) == int(np.isin(split.test.users, list(riders)).sum())
+    assert riders == set(training._sampled(split, np.random.default_rng(0)).test.users.tolist())
