@@ -204,7 +204,10 @@ def served_list(base: str, user: int, version: str) -> list[int] | None:
     """The served top K for a user, or None while the answer comes from another version."""
     from tests.servers import http_get
 
-    status, body = http_get(f"{base}/recommendations?userId=u{user}&limit={K}")
+    try:
+        status, body = http_get(f"{base}/recommendations?userId=u{user}&limit={K}")
+    except OSError:  # a worker restarted or still loading: asked again
+        return None
     if status != 200:
         return None
     answer = json.loads(body)
@@ -216,8 +219,8 @@ def served_list(base: str, user: int, version: str) -> list[int] | None:
 def served_rankings(base: str, version: str, users: list[int]) -> Rankings:
     """Every user's answer from `version`, asking again (every worker refreshes its state on its own) until it is."""
     rankings: Rankings = {}
-    deadline = time.monotonic() + SERVE_TIMEOUT_SECONDS
     for user in users:
+        deadline = time.monotonic() + SERVE_TIMEOUT_SECONDS
         while (answer := served_list(base, user, version)) is None:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{version} was not served within {SERVE_TIMEOUT_SECONDS:.0f} s")
@@ -267,7 +270,14 @@ def train_and_serve(
     )
     clock = time.perf_counter()
     rankings = served_rankings(base, version, users)
-    run = {"version": version, "algorithm": fitted, "seconds": seconds, "serveSeconds": time.perf_counter() - clock}
+    searched = report.get("metrics", {}).get("search") or {}
+    run = {
+        "version": version,
+        "algorithm": fitted,
+        "seconds": seconds,
+        "serveSeconds": time.perf_counter() - clock,
+        "search": f"{len(searched['trials'])} ({searched.get('stoppedBy', '?')})" if "trials" in searched else "—",
+    }
     return rankings, run
 
 
@@ -349,12 +359,12 @@ def _ratio(value: float, reference: float) -> str:
 
 def _row(result: Scored, pop: float, ease: float) -> str:
     if result.ndcg.size == 0:
-        return f"| {result.name} | failed: {result.note} | | | | | | |"
+        return f"| {result.name} | failed: {result.note} | | | | | | | |"
     ndcg = float(result.ndcg.mean())
     seconds = "—" if result.train_seconds is None else f"{result.train_seconds:.1f}"
     return (
         f"| {result.name} | {ndcg:.4f} | {result.recall:.4f} | {result.map:.4f} | {_ratio(ndcg, pop)} "
-        f"| {_ratio(ndcg, ease)} | {result.seen_share:.0%} | {seconds} |"
+        f"| {_ratio(ndcg, ease)} | {result.seen_share:.0%} | {seconds} | {result.extra.get('search', '—')} |"
     )
 
 
@@ -418,13 +428,18 @@ def report(facts: Facts, references: list[Scored], served: list[Scored]) -> str:
         "matrix) without the user's train items; EASE's train s is its fit in numpy;",
         f"- **metrics**, binary relevance over the top {K}, averaged over users: NDCG@{K} (ideal: min({K}, relevant) "
         f"hits on top), recall@{K} (hits / relevant), MAP@{K} (sum of precision at each hit / min({K}, relevant)). "
-        "Seen in top 10: the share of the listed items that the user already rated in train.",
+        "Seen in top 10: the share of the listed items that the user already rated in train;",
+        "- **search**: the trials of the parameter search inside `manage.py train` and what stopped it (`space`: "
+        "all tried, `trials`: TRAINING_MAX_TRIALS, `budget`: TRAINING_BUDGET_SECONDS of wall time). A search stopped "
+        "by its budget tries fewer settings on a busier machine, so its served figures can move between runs. "
+        "Times are wall clock, one run each, on a machine that other work may share.",
         "",
         f"Import: {imported['events']:,} events in {imported['seconds']:.1f} s, **{rate:,.0f} events/s** "
         f"(`manage.py import_events` wall time, {imported['rejected']} rejected).",
         "",
-        f"| model | NDCG@{K} | recall@{K} | MAP@{K} | / popularity without seen | / EASE | seen in top {K} | train s |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        f"| model | NDCG@{K} | recall@{K} | MAP@{K} | / popularity without seen | / EASE | seen in top {K} | train s "
+        "| search |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
         *(_row(result, pop_ndcg, ease_ndcg) for result in [*references, *served]),
         "",
         _interval_line(served, pop),
