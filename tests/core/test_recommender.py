@@ -151,7 +151,7 @@ def random_interactions(users: int, items: int, events: int, seed: int) -> tuple
 
 
 @pytest.mark.parametrize("items_count", [40, PYTHON_SORT_MAX_ITEMS + 60])
-@pytest.mark.parametrize("algorithm", ["itemknn", "svd"])
+@pytest.mark.parametrize("algorithm", ["itemknn", "svd", "ease", "als"])
 def test_precomputed_rankings_answer_exactly_as_the_model_does(algorithm: str, items_count: int) -> None:
     users, data = random_interactions(200, items_count, 6000, seed=items_count)
     # Leaving booked items out gives some riders fewer items than asked for: their lists must stay short.
