@@ -179,6 +179,7 @@ def training_run(request: TrainingRequest, *, stage: Stage, progress: Progress |
         max_trials=request.max_trials or settings.TRAINING_MAX_TRIALS,
         seed=settings.TRAINING_SEED if request.seed is None else request.seed,
         holdout_fraction=settings.TRAINING_HOLDOUT_FRACTION,
+        chronological_seconds=request.test_days * 86_400,
         margin=settings.TRAINING_GATE_MARGIN,
     )
     try:

@@ -27,6 +27,7 @@ from core.recommender.evaluation import (
     UserScores,
     bootstrap_interval,
     chronological_split,
+    relevant_by_user,
     score_users,
     summary,
     user_holdout_split,
@@ -64,6 +65,8 @@ class SearchRequest:
     max_trials: int = 20
     seed: int = 0
     holdout_fraction: float = 0.2
+    # The chronological validation's days, before the reported chronological split's cutoff.
+    chronological_seconds: int = 3 * 86_400
     margin: float = 0.0
 
 
@@ -105,13 +108,14 @@ def _trials(request: SearchRequest) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield algorithm, drawn
 
 
-def _validation_scores(model: Recommender, split: Split, rules: dict[tuple[str, ...], Any]) -> dict[str, float]:
+def _validation_scores(model: Recommender, validation: "_Validation") -> dict[str, float]:
     """NDCG@10 on validation under each exclusion rule, from one fitted model."""
+    split = validation.split
     if not isinstance(model, PersonalModel):
         return {"": float(score_users(model, split, k=K).metrics["ndcg@10"].mean())}
     return {
         ",".join(kinds): float(score_users(model.with_exclusion(seen, kinds), split, k=K).metrics["ndcg@10"].mean())
-        for kinds, seen in rules.items()
+        for kinds, seen in validation.rules.items()
     }
 
 
@@ -124,17 +128,59 @@ def _sampled(split: Split, rng: np.random.Generator) -> Split:
     return replace(split, test=split.test.subset(np.isin(split.test.users, chosen)))
 
 
-def search(request: SearchRequest, data: Interactions, *, clock: Clock = time.monotonic) -> dict[str, Any]:
-    """Fit trial after trial on `data`'s older events and score them on each rider's newer ones, within the budget.
+@dataclass(frozen=True)
+class _Validation:
+    """One validation split and the items each exclusion rule leaves out of its riders' lists."""
+
+    split: Split
+    rules: dict[tuple[str, ...], Any]
+
+
+def _validations(request: SearchRequest, data: Interactions, cutoff: int | None) -> dict[str, _Validation]:
+    """The per-user hold-out of `data`, and with a cutoff, its events before it split chronologically
+    `chronological_seconds` earlier (when both sides have events): none of the reported test events are used.
+
+    A recipe is chosen on both: what each rider does next, and what everyone does over the following days.
+    """
+    rng = np.random.default_rng(request.seed)
+    splits = {"holdout": _sampled(user_holdout_split(data, request.holdout_fraction), rng)}
+    if cutoff is not None:
+        before = data.subset(data.ts < cutoff)
+        chronological = _sampled(chronological_split(before, cutoff - request.chronological_seconds), rng)
+        if len(chronological.train) and relevant_by_user(chronological.test):
+            splits["chronological"] = chronological
+    kinds_list = [tuple(request.fixed["exclude"])] if "exclude" in request.fixed else list(EXCLUSION_RULES)
+    return {
+        name: _Validation(split, {kinds: seen_matrix(split.train, kinds) for kinds in kinds_list})
+        for name, split in splits.items()
+    }
+
+
+def _trial_scores(
+    algorithm: str, params: dict[str, Any], validations: dict[str, _Validation]
+) -> dict[str, dict[str, float]]:
+    """Validation NDCG@10 per exclusion rule and split, and their geometric mean (`score`), the figure compared."""
+    by_split = {
+        name: _validation_scores(recommender_fit(algorithm, validation.split.train, params), validation)
+        for name, validation in validations.items()
+    }
+    scores: dict[str, dict[str, float]] = {}
+    for rule in next(iter(by_split.values())):
+        figures = {name: round(values[rule], 6) for name, values in by_split.items()}
+        figures["score"] = round(float(np.prod(list(figures.values())) ** (1 / len(figures))), 6)
+        scores[rule] = figures
+    return scores
+
+
+def search(
+    request: SearchRequest, data: Interactions, *, cutoff: int | None = None, clock: Clock = time.monotonic
+) -> dict[str, Any]:
+    """Fit trial after trial on `data`'s older events and score them on the newer ones, within the budget.
 
     At least one trial runs whatever the budget; the trials run in a seeded order, so the same data, seed and number
     of trials give the same choice.
     """
-    split = _sampled(user_holdout_split(data, request.holdout_fraction), np.random.default_rng(request.seed))
-    if "exclude" in request.fixed:
-        rules = {tuple(request.fixed["exclude"]): seen_matrix(split.train, request.fixed["exclude"])}
-    else:
-        rules = {kinds: seen_matrix(split.train, kinds) for kinds in EXCLUSION_RULES}
+    validations = _validations(request, data, cutoff)
     started = clock()
     trials: list[dict[str, Any]] = []
     stopped = "space"
@@ -143,33 +189,33 @@ def search(request: SearchRequest, data: Interactions, *, clock: Clock = time.mo
             stopped = "trials" if len(trials) >= request.max_trials else "budget"
             break
         clock_trial = clock()
-        model = recommender_fit(algorithm, split.train, params)
-        scores = _validation_scores(model, split, rules)
+        scores = _trial_scores(algorithm, params, validations)
         trials.append(
             {
                 "algorithm": algorithm,
                 "params": params,
-                "ndcg@10ByExclusion": {rule: round(value, 6) for rule, value in scores.items()},
+                "ndcg@10ByExclusion": scores,
                 "seconds": round(clock() - clock_trial, 3),
             }
         )
-    best = max(
-        ((trial, rule, value) for trial in trials for rule, value in trial["ndcg@10ByExclusion"].items()),
+    trial, rule, value = max(
+        ((trial, rule, figures["score"]) for trial in trials for rule, figures in trial["ndcg@10ByExclusion"].items()),
         key=lambda entry: entry[2],
     )
-    trial, rule, value = best
     params = dict(trial["params"])
     if trial["algorithm"] != "popularity":
         params["exclude"] = [kind for kind in rule.split(",") if kind]
+    methods = "; ".join(validation.split.method for validation in validations.values())
     return {
-        "method": split.method + f" of the training part (validation, at most {VALIDATION_RIDERS} riders)",
+        "method": f"on the training part, at most {VALIDATION_RIDERS} riders each: {methods}; the score is the "
+        "geometric mean of their NDCG@10",
         "budgetSeconds": request.budget_seconds,
         "maxTrials": request.max_trials,
         "seed": request.seed,
         "stoppedBy": stopped,
         "seconds": round(clock() - started, 3),
         "trials": trials,
-        "chosen": {"algorithm": trial["algorithm"], "params": params, "ndcg@10": round(value, 6)},
+        "chosen": {"algorithm": trial["algorithm"], "params": params, "score": round(value, 6)},
     }
 
 
@@ -215,7 +261,7 @@ def train_and_evaluate(
     if len(holdout.test) == 0 or len(holdout.train) == 0:
         raise ValueError("too few events per rider to hold any out: the evaluation needs riders with several events")
     searched = (
-        search(request, holdout.train)
+        search(request, holdout.train, cutoff=cutoff)
         if algorithm != "popularity"
         else {"trials": [], "chosen": {"algorithm": "popularity", "params": {}}}
     )

@@ -131,3 +131,16 @@ def test_validation_scores_a_seeded_sample_of_riders_with_all_their_events(monke
     assert len(riders) == 20
     assert len(sampled.test) == int(np.isin(split.test.users, list(riders)).sum())
     assert riders == set(training._sampled(split, np.random.default_rng(0)).test.users.tolist())
+
+
+def test_with_a_cutoff_a_recipe_is_chosen_on_both_the_hold_out_and_the_days_before_the_cutoff() -> None:
+    data = _world(True)
+    cutoff = int(data.ts.max()) - 600
+    request = SearchRequest(algorithm="itemknn", max_trials=2, chronological_seconds=3000)
+    searched = search(request, data, cutoff=cutoff)
+    for figures in searched["trials"][0]["ndcg@10ByExclusion"].values():
+        assert set(figures) == {"holdout", "chronological", "score"}
+        assert figures["score"] == pytest.approx(math.sqrt(figures["holdout"] * figures["chronological"]), abs=1e-5)
+    # Only the per-user hold-out when no cutoff is given.
+    alone = search(request, data)["trials"][0]["ndcg@10ByExclusion"]
+    assert all(set(figures) == {"holdout", "score"} for figures in alone.values())
