@@ -78,6 +78,16 @@ class _Parts:
     excluded: sp.csr_matrix
     params: dict[str, Any]
 
+    def fields(self, data: Interactions, **params: Any) -> dict[str, Any]:
+        """What every personalised model is built with, its own parameters added to the shared ones."""
+        return {
+            "item_ids": list(data.item_ids),
+            "user_ids": list(data.user_ids),
+            "popularity": self.popularity,
+            "excluded": self.excluded,
+            "params": {**self.params, **params},
+        }
+
 
 def _parts(
     data: Interactions,
@@ -161,7 +171,7 @@ class PopularityWithoutSeenModel(PersonalModel):
     @classmethod
     def fit(cls, data: Interactions) -> "PopularityWithoutSeenModel":
         parts = _parts(data, exclude=tuple(EVENT_CODES))
-        return cls(list(data.item_ids), list(data.user_ids), parts.popularity, parts.excluded, parts.params)
+        return cls(**parts.fields(data))
 
     def _personal_scores(self, user: int) -> np.ndarray:
         return np.zeros(len(self.item_ids))
@@ -209,11 +219,7 @@ class ItemKNNModel(PersonalModel):
         overlap.data = overlap.data / (norms[overlap.row] * norms[overlap.col] + shrinkage)
         similarity = _keep_top_per_row(overlap.tocsr(), neighbors)
         return cls(
-            item_ids=list(data.item_ids),
-            user_ids=list(data.user_ids),
-            popularity=parts.popularity,
-            excluded=parts.excluded,
-            params={**parts.params, "neighbors": neighbors, "shrinkage": shrinkage},
+            **parts.fields(data, neighbors=neighbors, shrinkage=shrinkage),
             history=history,
             similarity=similarity,
         )
@@ -265,18 +271,14 @@ class EASEModel(PersonalModel):
         del gram
         weights_matrix = (inverse / -np.diag(inverse)).astype(np.float32)
         weights_matrix[np.diag_indices_from(weights_matrix)] = 0.0
-        params = {**parts.params, "l2": l2, "max_items": max_items, "modelled_items": int(columns.shape[0])}
+        params: dict[str, Any] = {"l2": l2, "max_items": max_items, "modelled_items": int(columns.shape[0])}
         if columns.shape[0] < len(data.item_ids):
             params["note"] = (
                 f"models the {columns.shape[0]} most interacted-with of {len(data.item_ids)} items "
                 f"(dense EASE is limited to {max_items}); the others get only the popularity fill"
             )
         return cls(
-            item_ids=list(data.item_ids),
-            user_ids=list(data.user_ids),
-            popularity=parts.popularity,
-            excluded=parts.excluded,
-            params=params,
+            **parts.fields(data, **params),
             history=parts.history,
             columns=columns,
             weights_matrix=weights_matrix,
@@ -328,11 +330,7 @@ class SVDModel(FactorModel):
         svd = TruncatedSVD(n_components=rank, random_state=seed)
         user_factors = svd.fit_transform(parts.history).astype(np.float32)
         return cls(
-            item_ids=list(data.item_ids),
-            user_ids=list(data.user_ids),
-            popularity=parts.popularity,
-            excluded=parts.excluded,
-            params={**parts.params, "factors": rank, "seed": seed},
+            **parts.fields(data, factors=rank, seed=seed),
             user_factors=user_factors,
             item_factors=svd.components_.T.astype(np.float32),
         )
@@ -372,19 +370,9 @@ class ALSModel(FactorModel):
                 calculate_training_loss=False,
             )
             model.fit(parts.history.astype(np.float32), show_progress=False)
+        fitted = {"regularization": regularization, "alpha": alpha, "iterations": iterations, "seed": seed}
         return cls(
-            item_ids=list(data.item_ids),
-            user_ids=list(data.user_ids),
-            popularity=parts.popularity,
-            excluded=parts.excluded,
-            params={
-                **parts.params,
-                "factors": factors,
-                "regularization": regularization,
-                "alpha": alpha,
-                "iterations": iterations,
-                "seed": seed,
-            },
+            **parts.fields(data, factors=factors, **fitted),
             user_factors=np.ascontiguousarray(model.user_factors, dtype=np.float32),
             item_factors=np.ascontiguousarray(model.item_factors, dtype=np.float32),
         )

@@ -6,7 +6,6 @@ and their differences pair.
 """
 
 import math
-from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -187,16 +186,3 @@ def summary(scores: UserScores, *, seed: int = 0) -> dict[str, Any]:
         for segment in SEGMENTS
     }
     return report
-
-
-def evaluate(model: Recommender, split: Split, *, k: int = 10) -> dict[str, Any]:
-    """Score `model` (fitted on split.train) against split.test: overall, per segment, and catalogue coverage."""
-    return summary(score_users(model, split, k=k))
-
-
-def segment_sizes(values: Iterable[int]) -> dict[str, int]:
-    """How many users fall in each activity segment, given their training event counts."""
-    sizes = dict.fromkeys(SEGMENTS, 0)
-    for value in values:
-        sizes[_segment_of(value)] += 1
-    return sizes

@@ -108,7 +108,15 @@ def _trials(request: SearchRequest) -> Iterator[tuple[str, dict[str, Any]]]:
                 yield algorithm, drawn
 
 
-def _validation_scores(model: Recommender, validation: "_Validation") -> dict[str, float]:
+@dataclass(frozen=True)
+class _Validation:
+    """One validation split and the items each exclusion rule leaves out of its riders' lists."""
+
+    split: Split
+    rules: dict[tuple[str, ...], Any]
+
+
+def _validation_scores(model: Recommender, validation: _Validation) -> dict[str, float]:
     """NDCG@10 on validation under each exclusion rule, from one fitted model."""
     split = validation.split
     if not isinstance(model, PersonalModel):
@@ -126,14 +134,6 @@ def _sampled(split: Split, rng: np.random.Generator) -> Split:
         return split
     chosen = rng.choice(riders, VALIDATION_RIDERS, replace=False)
     return replace(split, test=split.test.subset(np.isin(split.test.users, chosen)))
-
-
-@dataclass(frozen=True)
-class _Validation:
-    """One validation split and the items each exclusion rule leaves out of its riders' lists."""
-
-    split: Split
-    rules: dict[tuple[str, ...], Any]
 
 
 def _validations(request: SearchRequest, data: Interactions, cutoff: int | None) -> dict[str, _Validation]:

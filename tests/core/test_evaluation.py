@@ -5,7 +5,14 @@ import math
 import pytest
 
 from core.recommender.algorithms import PopularityModel
-from core.recommender.evaluation import chronological_split, evaluate, hit_at_k, ndcg_at_k, relevant_by_user
+from core.recommender.evaluation import (
+    chronological_split,
+    hit_at_k,
+    ndcg_at_k,
+    relevant_by_user,
+    score_users,
+    summary,
+)
 from core.recommender.interactions import interactions_from_records
 
 
@@ -55,7 +62,7 @@ def test_the_split_is_chronological_and_relevance_means_play_or_book() -> None:
 def test_evaluate_reports_overall_segments_and_coverage() -> None:
     split = chronological_split(interactions_from_records(RECORDS), cutoff=100)
     # Popularity from training: x (10 views) then y (1 view); z never seen before the cutoff.
-    report = evaluate(PopularityModel.fit(split.train), split, k=1)
+    report = summary(score_users(PopularityModel.fit(split.train), split, k=1))
     # k=1 shows everyone x: u1 wanted y (miss), u2 wanted x (hit), u3 wanted x (hit).
     assert report["users"] == 3
     assert report["hitRate@10"] == pytest.approx(2 / 3, abs=1e-6)
