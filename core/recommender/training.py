@@ -1,9 +1,9 @@
 """Choose a recommender on validation, judge it on held-out events against popularity, then fit it on everything.
 
-Three nested splits, each a per-user temporal hold-out: the search fits on the oldest events and picks the
-parameters and the exclusion rule on the next ones (validation); the chosen recipe is then refitted without the
-newest events and scored on them against the baselines (the figures the gate reads); the published model learns from
-all of them. The global chronological split is reported beside it.
+Each rider's newest events are held out (the figures the gate reads). The search sees only the rest: it picks the
+algorithm, parameters and exclusion rule on two validations of it, each rider's next events and the days before the
+chronological cutoff. The chosen recipe is refitted without the held-out events and scored on them against the
+baselines; the published model learns from all events. The global chronological split is reported beside it.
 """
 
 import itertools
