@@ -1,6 +1,7 @@
 """The one way settings read the environment: typed getters that fail loudly on bad or missing values."""
 
 import os
+import secrets
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -88,3 +89,33 @@ def embedded_mongodb_port() -> int:
 def listen_address() -> tuple[str, int]:
     """The address the server listens on: HOST and PORT."""
     return env_str("HOST", "127.0.0.1"), env_int("PORT", 8000, minimum=1, maximum=65535)
+
+
+# What `make run` keeps under var/ so that any later `manage.py` in another terminal finds the same service.
+SECRET_KEY_FILE = "secret_key"
+EMBEDDED_URI_FILE = "embedded_mongodb_uri"
+
+
+def local_secret_key(*, create: bool = False) -> str | None:
+    """DJANGO_SECRET_KEY, else the key kept in var/secret_key (generated once, mode 600, when `create`)."""
+    configured = env_str("DJANGO_SECRET_KEY")
+    if configured:
+        return configured
+    path = var_dir() / SECRET_KEY_FILE
+    if create and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(secrets.token_urlsafe(50))
+        path.chmod(0o600)
+    return path.read_text().strip() if path.exists() else None
+
+
+def local_mongodb_uri() -> str:
+    """MONGODB_URI, else the address of the embedded database that `make run` started (recorded in var/ while it
+    runs), else the embedded database's default address."""
+    configured = env_str("MONGODB_URI")
+    if configured:
+        return configured
+    recorded = var_dir() / EMBEDDED_URI_FILE
+    if recorded.exists():
+        return recorded.read_text().strip()
+    return f"mongodb://127.0.0.1:{embedded_mongodb_port()}/"

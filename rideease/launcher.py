@@ -4,7 +4,6 @@ Ctrl-C or SIGTERM stops gunicorn gracefully, then the database, and leaves no pr
 """
 
 import os
-import secrets
 import signal
 import subprocess
 import sys
@@ -13,7 +12,14 @@ from pathlib import Path
 from types import FrameType
 
 from rideease.embedded_db import EmbeddedDb, EmbeddedDbError, die_with_parent, embedded_db_start, embedded_db_stop
-from rideease.env import BASE_DIR, embedded_mongodb_port, env_str, listen_address
+from rideease.env import (
+    BASE_DIR,
+    EMBEDDED_URI_FILE,
+    embedded_mongodb_port,
+    env_str,
+    listen_address,
+    local_secret_key,
+)
 from rideease.env import var_dir as var_dir_setting
 
 GUNICORN_STOP_SECONDS = 30
@@ -23,22 +29,10 @@ def _say(message: str) -> None:
     print(f"[rideease] {message}", flush=True)  # noqa: T201 - this is the launcher's console output
 
 
-def _secret_key(var_dir: Path) -> str:
-    """The key from DJANGO_SECRET_KEY, else one generated once and kept in var/secret_key (mode 600)."""
-    configured = env_str("DJANGO_SECRET_KEY")
-    if configured:
-        return configured
-    path = var_dir / "secret_key"
-    if not path.exists():
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
-
-
 def _child_env(var_dir: Path, mongodb_uri: str, host: str) -> dict[str, str]:
     env = dict(os.environ)
     env["MONGODB_URI"] = mongodb_uri
-    env["DJANGO_SECRET_KEY"] = _secret_key(var_dir)
+    env["DJANGO_SECRET_KEY"] = str(local_secret_key(create=True))
     env.setdefault("DJANGO_SETTINGS_MODULE", "rideease.settings")
     # Served over plain HTTP on this machine: secure-only cookies would make the admin login impossible.
     env.setdefault("DJANGO_HTTPS", "false")
@@ -63,6 +57,8 @@ def _start_database(var_dir: Path) -> tuple[str, EmbeddedDb | None]:
     _say(
         f"database: embedded SecantusDB on {server.uri} (data in {storage}), ready in {time.monotonic() - started:.1f}s"
     )
+    # manage.py in another terminal reads it while this runs (rideease.env.local_mongodb_uri).
+    (var_dir / EMBEDDED_URI_FILE).write_text(server.uri)
     return server.uri, server
 
 
@@ -126,6 +122,7 @@ def main() -> int:
     finally:
         if server is not None:
             _say("database: stopping")
+            (var_dir / EMBEDDED_URI_FILE).unlink(missing_ok=True)
             embedded_db_stop(server)
             _say("database: stopped")
 

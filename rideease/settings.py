@@ -2,17 +2,34 @@
 
 from pathlib import Path
 
+from django.core.exceptions import ImproperlyConfigured
+
 from rideease import __version__
-from rideease.env import BASE_DIR, embedded_mongodb_port, env_bool, env_float, env_int, env_list, env_str, var_dir
+from rideease.env import (
+    BASE_DIR,
+    SECRET_KEY_FILE,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+    local_mongodb_uri,
+    local_secret_key,
+    var_dir,
+)
 
 VAR_DIR = var_dir()
 APP_VERSION = __version__
 
 DEBUG = env_bool("DJANGO_DEBUG", False)
-# A development key is only acceptable with DEBUG on; production must bring its own.
-SECRET_KEY = env_str(
-    "DJANGO_SECRET_KEY", "insecure-development-key-only-for-debug" if DEBUG else None, required=not DEBUG
-)
+# The environment's key, else the one `make run` generated under var/; a fixed development key only with DEBUG on.
+# Production (an image without var/secret_key) must bring its own.
+SECRET_KEY = local_secret_key() or ("insecure-development-key-only-for-debug" if DEBUG else "")
+if not SECRET_KEY:
+    raise ImproperlyConfigured(
+        f"Set the DJANGO_SECRET_KEY environment variable (see .env.example), or run `make run` once on this machine: "
+        f"it generates {VAR_DIR / SECRET_KEY_FILE}, which every manage.py command then reads."
+    )
 ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["127.0.0.1", "localhost"])
 CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
 
@@ -71,9 +88,8 @@ TEMPLATES = [
 ]
 
 # --- Database: MongoDB only -------------------------------------------------------------------------------------------
-EMBEDDED_MONGODB_PORT = embedded_mongodb_port()
-# Without MONGODB_URI the embedded server that `make run` starts is the database.
-MONGODB_URI = env_str("MONGODB_URI", f"mongodb://127.0.0.1:{EMBEDDED_MONGODB_PORT}/")
+# Without MONGODB_URI the embedded server that `make run` starts is the database, at the address it recorded.
+MONGODB_URI = local_mongodb_uri()
 MONGODB_DB = env_str("MONGODB_DB", "rideease")
 MONGODB_TIMEOUT_MS = env_int("MONGODB_TIMEOUT_MS", 5000, minimum=100)
 

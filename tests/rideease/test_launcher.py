@@ -1,5 +1,6 @@
 """The `make run` launcher: embedded database, demo data, gunicorn, clean stop, data kept across restarts."""
 
+import json
 import os
 import signal
 import subprocess
@@ -71,6 +72,27 @@ def stored_events(db_port: int) -> int:
         return client["rideease"]["raw_events"].count_documents({})
 
 
+def fresh_terminal(var_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """manage.py with none of the launcher's variables: only where var/ and the registry are (the test's own)."""
+    env = {key: value for key, value in os.environ.items() if key in ("PATH", "HOME", "LANG")}
+    env.update({"RIDEEASE_VAR_DIR": str(var_dir), "MODEL_REGISTRY_URI": str(var_dir / "registry")})
+    return subprocess.run(
+        [sys.executable, "manage.py", *args], cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def commands_work_in_a_fresh_terminal(var_dir: Path) -> None:
+    summary = fresh_terminal(var_dir, "experiment_summary", "24", "--json")
+    assert summary.returncode == 0, summary.stderr
+    assert json.loads(summary.stdout)["window"]
+    trained = fresh_terminal(var_dir, "train", "--algorithm", "popularity", "--lookback-days", "60")
+    assert trained.returncode == 0, trained.stderr
+    assert "v1.2.0" in trained.stdout
+    switched = fresh_terminal(var_dir, "switch_model", "v1.2.0", "--target", "treatment", "--actor", "ops")
+    assert switched.returncode == 0, switched.stderr
+    assert "v1.2.0" in switched.stdout
+
+
 def test_run_serves_demo_data_stops_cleanly_and_keeps_the_data(tmp_path: Path) -> None:
     db_port, http_port = free_port(), free_port()
     base = f"http://127.0.0.1:{http_port}"
@@ -79,6 +101,7 @@ def test_run_serves_demo_data_stops_cleanly_and_keeps_the_data(tmp_path: Path) -
         assert http_get(f"{base}/readyz")[0] == 200
         stored = stored_events(db_port)
         assert stored > 1500  # the demo world and the demo experiments' traffic
+        commands_work_in_a_fresh_terminal(tmp_path)
         process.send_signal(signal.SIGTERM)
         assert process.wait(timeout=60) == 0
     output = "\n".join(lines)
@@ -88,7 +111,8 @@ def test_run_serves_demo_data_stops_cleanly_and_keeps_the_data(tmp_path: Path) -
     assert "Models: training svd to serve as treatment." in output
     assert "Experiments: ranker-svd-november stopped, rolled_back" in output
     assert "Experiments: ranker-svd-december running" in output
-    assert sorted(path.name for path in (tmp_path / "registry").iterdir()) == ["v1.0.0", "v1.1.0"]
+    assert sorted(path.name for path in (tmp_path / "registry").iterdir()) == ["v1.0.0", "v1.1.0", "v1.2.0"]
+    assert not (tmp_path / "embedded_mongodb_uri").exists()  # a later command is told to start the service
     assert f"{base}/admin/ui/" in output and f"{base}/metrics" in output
     assert not port_in_use("127.0.0.1", db_port)
     assert not port_in_use("127.0.0.1", http_port)

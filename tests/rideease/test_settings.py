@@ -4,6 +4,7 @@ import os
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -20,7 +21,7 @@ PRODUCTION = {
 
 
 def manage(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    clean = {key: value for key, value in os.environ.items() if not key.startswith("DJANGO_")}
+    clean = {key: value for key, value in os.environ.items() if not key.startswith(("DJANGO_", "MONGODB_URI"))}
     return subprocess.run(
         [sys.executable, "manage.py", *args], cwd=BASE_DIR, env={**clean, **env}, capture_output=True, text=True
     )
@@ -47,10 +48,27 @@ def test_typed_values_are_parsed_and_bad_ones_refused(monkeypatch: pytest.Monkey
         env_bool("FLAG", False)
 
 
-def test_production_without_a_secret_key_refuses_to_start() -> None:
-    result = manage("check", env={"DJANGO_DEBUG": "false"})
+def test_production_without_a_secret_key_refuses_to_start(tmp_path: Path) -> None:
+    result = manage("check", env={"DJANGO_DEBUG": "false", "RIDEEASE_VAR_DIR": str(tmp_path)})
     assert result.returncode != 0
     assert "Set the DJANGO_SECRET_KEY environment variable" in result.stderr
+    assert f"it generates {tmp_path / 'secret_key'}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_commands_read_the_key_and_the_database_address_that_make_run_keeps(tmp_path: Path) -> None:
+    (tmp_path / "secret_key").write_text("a-generated-local-key-" + "x" * 40)
+    (tmp_path / "embedded_mongodb_uri").write_text("mongodb://127.0.0.1:1/")
+    result = manage(
+        "shell",
+        "-v",
+        "0",
+        "-c",
+        "from django.conf import settings; print(settings.MONGODB_URI)",
+        env={"RIDEEASE_VAR_DIR": str(tmp_path)},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "mongodb://127.0.0.1:1/"
 
 
 def test_production_settings_pass_the_deploy_checklist() -> None:
