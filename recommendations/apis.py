@@ -56,8 +56,9 @@ RECOMMENDATION_RESPONSES = {
 class EventIngestApi(APIView):
     """POST /events: one event (a JSON object) or a batch (a JSON array of up to EVENT_MAX_BATCH events).
 
-    Valid events are stored even when others in the batch are rejected; the answer says how many were stored and,
-    per rejected event, its index and why. 201 when all were stored, 200 when some were, 400 when none were.
+    Valid events are stored even when others in the batch are rejected; the answer says how many were stored, how many
+    were already stored (same eventId: a retry), and per rejected event its index and why. 201 when no event was
+    rejected, 200 when some were, 400 when all were.
     """
 
     throttle_classes = [ClientRateThrottle]
@@ -68,7 +69,9 @@ class EventIngestApi(APIView):
         summary="Store one event or a batch",
         request=EVENTS_REQUEST,
         responses={
-            201: OpenApiResponse(EventIngestOutputSerializer, description="Every event was stored."),
+            201: OpenApiResponse(
+                EventIngestOutputSerializer, description="Every event is stored (now, or before: `duplicates`)."
+            ),
             200: OpenApiResponse(EventIngestOutputSerializer, description="Some were stored; `rejected` says why not."),
             **error_responses(400, 413, 415, 429),
         },
@@ -88,7 +91,7 @@ class EventIngestApi(APIView):
             )
         result = raw_event_ingest(raws=raws)
         body = EventIngestOutputSerializer(result).data
-        if result.stored == 0:
+        if len(result.rejected) == len(raws):
             message = "The event is invalid." if len(raws) == 1 else "No event in the batch is valid."
             raise ApplicationError("validation_error", message, details=body)
         return Response(body, status=201 if not result.rejected else 200)

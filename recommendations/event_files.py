@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-CSV_COLUMNS = ("type", "userId", "itemId", "ts", "payload")
+CSV_COLUMNS = ("eventId", "type", "userId", "itemId", "ts", "payload")
 
 
 @dataclass(frozen=True)
@@ -72,3 +72,9 @@ def read_csv(path: Path) -> Iterator[FileRow]:
 def read_event_file(path: Path, fmt: str) -> Iterator[FileRow]:
     """Yield the rows of an event file in the given format ("jsonl" or "csv")."""
     return read_csv(path) if fmt == "csv" else read_jsonl(path)
+
+
+def count_lines(path: Path) -> int:
+    """The number of lines in the file, read in large blocks (for a progress bar's total)."""
+    with path.open("rb") as handle:
+        return sum(block.count(b"\n") for block in iter(lambda: handle.read(1 << 20), b""))

@@ -4,6 +4,7 @@ A hand-written validator rather than a DRF serializer per event, which would cos
 import command can use it without DRF.
 """
 
+import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ ITEM_EVENT_TYPES = frozenset({"view", "play", "book", "skip"})
 MAX_ID_LENGTH = 128
 MAX_RECOMMENDED_ITEMS = 100
 EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
-_FIELDS = frozenset({"type", "userId", "itemId", "ts", "payload"})
+_FIELDS = frozenset({"eventId", "type", "userId", "itemId", "ts", "payload"})
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,8 @@ class EventInput:
     ts: datetime
     item_id: str | None = None
     payload: dict[str, Any] = field(default_factory=dict)
+    # The client's id for the event; without one, the writer derives it (see event_id_derive).
+    event_id: str | None = None
 
 
 @dataclass(frozen=True)
@@ -128,6 +131,7 @@ def event_validate(raw: object, *, now: datetime, limits: EventLimits) -> EventI
     if event_type not in EVENT_TYPES:
         errors["type"] = f"must be one of {', '.join(EVENT_TYPES)}"
         event_type = None  # it may be any JSON value, even an unhashable one: compare no further
+    event_id = _check_id(raw["eventId"], "eventId", errors) if raw.get("eventId") is not None else None
     user_id = _check_id(raw.get("userId"), "userId", errors)
     item_id: str | None = None
     if event_type in ITEM_EVENT_TYPES or raw.get("itemId") is not None:
@@ -142,19 +146,31 @@ def event_validate(raw: object, *, now: datetime, limits: EventLimits) -> EventI
         _check_exposure(payload, errors)
     if errors or user_id is None or ts is None:
         return errors
-    return EventInput(type=str(event_type), user_id=user_id, item_id=item_id, ts=ts, payload=payload)
+    return EventInput(type=str(event_type), user_id=user_id, item_id=item_id, ts=ts, payload=payload, event_id=event_id)
 
 
 def events_validate(
-    raws: Sequence[object], *, now: datetime, limits: EventLimits, first_index: int = 0
-) -> tuple[list[EventInput], list[EventRejection]]:
-    """Validate a batch; return the valid events and one rejection per invalid event (by index)."""
-    valid: list[EventInput] = []
+    raws: Sequence[object], *, now: datetime, limits: EventLimits
+) -> tuple[list[tuple[int, EventInput]], list[EventRejection]]:
+    """Validate a batch; return the valid events with their index, and one rejection per invalid event."""
+    valid: list[tuple[int, EventInput]] = []
     rejected: list[EventRejection] = []
-    for offset, raw in enumerate(raws):
+    for index, raw in enumerate(raws):
         result = event_validate(raw, now=now, limits=limits)
         if isinstance(result, EventInput):
-            valid.append(result)
+            valid.append((index, result))
         else:
-            rejected.append(EventRejection(index=first_index + offset, errors=result))
+            rejected.append(EventRejection(index=index, errors=result))
     return valid, rejected
+
+
+def event_id_derive(raw: object, position: int, *, received: datetime | None = None) -> str:
+    """The id of an event its client did not name: a hash of its content and its position (a file's line, a batch's
+    index), so that the same file or batch sent again maps to the same ids and a unique index stores nothing twice.
+
+    `received` enters the hash only for an event without its own time, which is then timed on arrival: two such
+    events sent apart are two events.
+    """
+    content = json.dumps(raw, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    moment = received.isoformat() if received is not None and isinstance(raw, dict) and raw.get("ts") is None else ""
+    return hashlib.sha256(f"{position}\n{moment}\n{content}".encode()).hexdigest()[:32]

@@ -14,6 +14,9 @@ class EventType(models.TextChoices):
 class RawEvent(models.Model):
     """One user event, stored in `raw_events` with the blueprint's field names."""
 
+    # The client's eventId, or one derived from the event's content and position; unique where present (events
+    # stored before ids existed have none), so a re-sent batch or a re-imported file is not stored twice.
+    event_id = models.CharField(max_length=128, null=True, blank=True, db_column="eventId")  # noqa: DJ001
     type = models.CharField(max_length=16, choices=EventType.choices)
     user_id = models.CharField(max_length=128, db_column="userId")
     # null, not "": the event concerns no item (an exposure lists its items in the payload instead).

@@ -16,6 +16,13 @@ from tracing.serializers import RecommendedItemSerializer
 class EventInputSerializer(serializers.Serializer):
     """One user event."""
 
+    eventId = serializers.CharField(
+        max_length=MAX_ID_LENGTH,
+        required=False,
+        help_text="The client's id for the event: an event whose id is already stored is not stored again. Without "
+        "one, the id is derived from the event's content and its index in the batch (and its arrival time when it "
+        "has no ts), so a retried batch is stored once.",
+    )
     type = serializers.ChoiceField(choices=EVENT_TYPES)
     userId = serializers.CharField(max_length=MAX_ID_LENGTH)
     itemId = serializers.CharField(
@@ -44,7 +51,8 @@ EventRejectionSerializer = inline_serializer(
 
 
 class EventIngestOutputSerializer(serializers.Serializer):
-    stored = serializers.IntegerField()
+    stored = serializers.IntegerField(help_text="Events written now.")
+    duplicates = serializers.IntegerField(help_text="Events whose eventId was already stored: not written again.")
     rejected = serializers.ListField(child=EventRejectionSerializer)
 
 

@@ -2,19 +2,30 @@
 
 import logging
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from bson import ObjectId
 from django.conf import settings
+from django.db import connections
 from django.utils import timezone
+from pymongo.collection import Collection
+from pymongo.errors import BulkWriteError
 
 from core.assignment import variant_assign
 from core.errors import ApplicationError
 from core.metrics import COLD_START, MODEL_ERROR
 from recommendations.event_files import FileRow
-from recommendations.events import EventInput, EventLimits, EventRejection, event_validate, events_validate
+from recommendations.events import (
+    EventInput,
+    EventLimits,
+    EventRejection,
+    event_id_derive,
+    event_validate,
+    events_validate,
+)
 from recommendations.models import RawEvent
 from recommendations.serving import ServingSnapshot
 from registry.loading import LoadedModel
@@ -22,14 +33,28 @@ from tracing.records import exposure_id
 
 logger = logging.getLogger(__name__)
 
-INSERT_BATCH_SIZE = 5000
-# An import keeps the first rejections for its report; the rest are only counted.
+# Events per unordered insert: large enough that the database, not the round trips, sets the pace.
+INSERT_BATCH_SIZE = 10_000
+# An import keeps the first rejections for its report; the rest are only counted (and written to its rejects file).
 MAX_REPORTED_REJECTIONS = 1000
+_DUPLICATE_KEY = 11000
+
+
+@dataclass(frozen=True)
+class Written:
+    """What one write did: events inserted, and events whose id was already stored (written before, not again)."""
+
+    inserted: int = 0
+    duplicates: int = 0
+
+    def __add__(self, other: "Written") -> "Written":
+        return Written(self.inserted + other.inserted, self.duplicates + other.duplicates)
 
 
 @dataclass(frozen=True)
 class IngestResult:
     stored: int
+    duplicates: int
     rejected: list[EventRejection]
 
 
@@ -41,33 +66,67 @@ def event_limits_from_settings() -> EventLimits:
     )
 
 
+def _events_collection() -> Collection[dict[str, Any]]:
+    return connections["default"].get_collection(RawEvent._meta.db_table)  # type: ignore[attr-defined,no-any-return]
+
+
+def _document(event: EventInput, received: datetime, event_id: str | None) -> dict[str, Any]:
+    """The stored form of an event (RawEvent's columns), built directly: the model layer costs more than the insert."""
+    document: dict[str, Any] = {
+        "type": event.type,
+        "userId": event.user_id,
+        "itemId": event.item_id,
+        "ts": event.ts,
+        "payload": event.payload,
+        "receivedAt": received,
+    }
+    if event_id is not None:
+        document["eventId"] = event_id
+    return document
+
+
+def raw_events_write(documents: list[dict[str, Any]], collection: Collection[dict[str, Any]] | None = None) -> Written:
+    """Insert unordered: every new event is stored, and one whose eventId is already stored counts as a duplicate.
+
+    Any other write error is raised; what was inserted before it stays, and a re-run skips it by id.
+    """
+    if not documents:
+        return Written()
+    try:
+        target = collection if collection is not None else _events_collection()
+        inserted = target.insert_many(documents, ordered=False)
+    except BulkWriteError as exc:
+        errors = exc.details.get("writeErrors", [])
+        if any(error.get("code") != _DUPLICATE_KEY for error in errors):
+            raise
+        return Written(inserted=int(exc.details.get("nInserted", 0)), duplicates=len(errors))
+    return Written(inserted=len(inserted.inserted_ids))
+
+
 def raw_event_store_many(*, events: Sequence[EventInput], received_at: datetime | None = None) -> int:
-    """Insert validated events in batches; return how many were stored."""
+    """Insert validated events (with their eventId, when they have one) in batches; return how many were stored."""
     received = received_at or timezone.now()
-    rows = [
-        RawEvent(
-            type=event.type,
-            user_id=event.user_id,
-            item_id=event.item_id,
-            ts=event.ts,
-            payload=event.payload,
-            received_at=received,
-        )
-        for event in events
-    ]
-    RawEvent.objects.bulk_create(rows, batch_size=INSERT_BATCH_SIZE)
-    return len(rows)
+    stored = 0
+    for start in range(0, len(events), INSERT_BATCH_SIZE):
+        batch = events[start : start + INSERT_BATCH_SIZE]
+        stored += raw_events_write([_document(event, received, event.event_id) for event in batch]).inserted
+    return stored
 
 
 def raw_event_ingest(*, raws: Sequence[object], now: datetime | None = None) -> IngestResult:
     """Validate a batch and store its valid events; invalid ones are reported, not stored.
 
-    Valid events are kept even when others in the batch fail, so one bad event never costs a client the rest.
+    Valid events are kept even when others in the batch fail, so one bad event never costs a client the rest. Each
+    event is stored under its eventId, or one derived from its content and index: a retried batch stores nothing twice.
     """
     moment = now or timezone.now()
     valid, rejected = events_validate(raws, now=moment, limits=event_limits_from_settings())
-    stored = raw_event_store_many(events=valid, received_at=moment) if valid else 0
-    return IngestResult(stored=stored, rejected=rejected)
+    documents = [
+        _document(event, moment, event.event_id or event_id_derive(raws[index], index, received=moment))
+        for index, event in valid
+    ]
+    written = raw_events_write(documents)
+    return IngestResult(stored=written.inserted, duplicates=written.duplicates, rejected=rejected)
 
 
 def raw_event_delete_all() -> int:
@@ -79,7 +138,7 @@ def raw_event_delete_all() -> int:
 @dataclass
 class ImportResult:
     read: int = 0
-    stored: int = 0
+    written: Written = Written()
     rejected_count: int = 0
     rejected: list[tuple[int, dict[str, str]]] = field(default_factory=list)
 
@@ -89,43 +148,87 @@ class ImportResult:
             self.rejected.append((line, errors))
 
 
+class _ChunkWriter:
+    """Writes one chunk in a background thread while the caller validates the next (pymongo waits without the GIL)."""
+
+    def __init__(self, collection: Collection[dict[str, Any]], *, dry_run: bool) -> None:
+        self._collection = collection
+        self._dry_run = dry_run
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="import-writer")
+        self._in_flight: Future[Written] | None = None
+        self.written = Written()
+
+    def write(self, documents: list[dict[str, Any]]) -> None:
+        self._settle()
+        if self._dry_run:
+            self.written += Written(inserted=len(documents))
+        elif documents:
+            self._in_flight = self._pool.submit(raw_events_write, documents, self._collection)
+
+    def _settle(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            self.written += in_flight.result()
+
+    def __enter__(self) -> "_ChunkWriter":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        try:
+            self._settle()
+        finally:
+            self._pool.shutdown()
+
+
+def _row_document(
+    row: FileRow, received: datetime, limits: EventLimits
+) -> tuple[dict[str, Any] | None, dict[str, str]]:
+    """The stored form of one file row, or None and why it is rejected (field -> message)."""
+    if row.error is not None:
+        return None, {"line": row.error}
+    validated = event_validate(row.event, now=received, limits=limits)
+    if not isinstance(validated, EventInput):
+        return None, validated
+    return _document(validated, received, validated.event_id or event_id_derive(row.event, row.line)), {}
+
+
 def raw_event_import(
     *,
     rows: Iterable[FileRow],
     chunk_size: int = INSERT_BATCH_SIZE,
     dry_run: bool = False,
     on_progress: Callable[[int], None] | None = None,
+    on_reject: Callable[[int, dict[str, str]], None] | None = None,
 ) -> ImportResult:
     """Validate and store events from a file in chunks, so memory stays flat for files of any size.
 
     Rejected lines are reported by line number; valid lines are stored (unless dry_run) whatever their neighbours do.
+    Each event is stored under its eventId, or one derived from its content and line number, so importing a file
+    again (or a longer version of it) writes only what is new.
     """
     result = ImportResult()
     limits = event_limits_from_settings()
-    pending: list[EventInput] = []
-
-    def flush() -> None:
-        if pending and not dry_run:
-            result.stored += raw_event_store_many(events=pending)
-        elif pending:
-            result.stored += len(pending)
-        if on_progress:
-            on_progress(result.read)
-        pending.clear()
-
-    for row in rows:
-        result.read += 1
-        if row.error is not None:
-            result.reject(row.line, {"line": row.error})
-            continue
-        validated = event_validate(row.event, now=timezone.now(), limits=limits)
-        if isinstance(validated, EventInput):
-            pending.append(validated)
-        else:
-            result.reject(row.line, validated)
-        if len(pending) >= chunk_size:
-            flush()
-    flush()
+    pending: list[dict[str, Any]] = []
+    received = timezone.now()
+    with _ChunkWriter(_events_collection(), dry_run=dry_run) as writer:
+        for row in rows:
+            result.read += 1
+            document, errors = _row_document(row, received, limits)
+            if document is not None:
+                pending.append(document)
+            else:
+                result.reject(row.line, errors)
+                if on_reject:
+                    on_reject(row.line, errors)
+            if len(pending) >= chunk_size:
+                writer.write(pending)
+                pending, received = [], timezone.now()
+                if on_progress:
+                    on_progress(result.read)
+        writer.write(pending)
+    result.written = writer.written
+    if on_progress:
+        on_progress(result.read)
     return result
 
 

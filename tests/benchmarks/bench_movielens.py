@@ -310,7 +310,7 @@ def served_models(split: Split, window: Window, seen: dict[int, set[int]]) -> tu
             events = write_events(split.train, var / "events.jsonl", window.shift)
             _progress(f"importing {events:,} train events with manage.py import_events ...")
             summary, import_seconds = manage(env, "import_events", str(var / "events.jsonl"), "--json")
-            imported = {"events": summary["stored"], "rejected": summary["rejected"], "seconds": import_seconds}
+            imported = {"events": summary["inserted"], "rejected": summary["rejected"], "seconds": import_seconds}
             _progress(f"  {summary['stored']:,} stored in {import_seconds:.1f} s")
             served = {"DJANGO_HTTPS": "false", "DJANGO_LOG_LEVEL": "WARNING", "TRACE_RETENTION_DAYS": "0"}
             with gunicorn_app(mongodb_uri=server.uri, mongodb_db=DATABASE, var_dir=var, extra_env=served) as base:
