@@ -58,11 +58,12 @@ typecheck: install-dev
 pytest: install-dev
 	$(PY) -m pytest
 
-## make bench: training vs a bare scan, peak memory, scoring latency, serving under load, the phase summary's looks
-## against a rebuild, the served recommenders on MovieLens; writes docs/BENCHMARKS.md.
+## make bench: bulk ingest vs insert_many, training vs a bare scan, peak memory, scoring latency, serving under load,
+## the phase summary's looks against a rebuild, the served recommenders on MovieLens; writes docs/BENCHMARKS.md.
 bench: install-dev bench-data
 	command -v hey >/dev/null || ($(APT_INSTALL) hey)
 	$(PY) tests/benchmarks/bench_training.py
+	$(PY) tests/benchmarks/bench_ingest.py
 	$(PY) tests/benchmarks/bench_serving.py
 	$(PY) tests/benchmarks/bench_summary.py
 	$(PY) tests/benchmarks/bench_rollups.py

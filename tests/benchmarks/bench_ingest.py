@@ -156,7 +156,8 @@ def main() -> None:
         "| run | seconds | events/s | / bare |",
         "|---|---:|---:|---:|",
         f"| bare insert_many | {statistics.median(bare):.2f} | {rate['bare']:,.0f} | 1.00x |",
-        f"| import_events | {statistics.median(first):.2f} | {rate['first']:,.0f} | {rate['first'] / rate['bare']:.2f}x |",
+        f"| import_events | {statistics.median(first):.2f} | {rate['first']:,.0f} "
+        f"| {rate['first'] / rate['bare']:.2f}x |",
         f"| import_events again (all duplicates) | {statistics.median(again):.2f} | {rate['again']:,.0f} "
         f"| {rate['again'] / rate['bare']:.2f}x |",
         "",
