@@ -7,7 +7,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 
-from common.auth import ACTOR, AdminApiKey, AdminApiKeyForWrites
+from common.auth import ACTOR, AdminApiKey, AdminApiKeyForWrites, EventsApiKey
 
 ACTOR_HELP = "Who asks (X-Actor header): an operator's name or a pipeline's id; recorded in the history."
 ACTOR_HEADER = OpenApiParameter(
@@ -16,7 +16,8 @@ ACTOR_HEADER = OpenApiParameter(
 
 _MEANINGS = {
     400: "The input is invalid; `details` says which field and why.",
-    401: "The X-API-Key header is missing or wrong.",
+    401: "The X-API-Key header is missing, wrong or revoked.",
+    403: "The key's scope does not reach this endpoint.",
     404: "No such object.",
     409: "Conflicts with the current state; re-read it and retry.",
     413: "The request body is larger than MAX_REQUEST_BODY_BYTES.",
@@ -44,9 +45,12 @@ class ProjectAutoSchema(AutoSchema):
         stated: list[dict[str, list[str]]] | None = getattr(self.view, "openapi_security", None)
         if stated is not None:
             return stated
-        if AdminApiKeyForWrites in self.view.permission_classes:
+        guards = [guard for guard in self.view.permission_classes if isinstance(guard, type)]
+        if any(issubclass(guard, EventsApiKey) for guard in guards):
+            return [{"AdminApiKey": []}, {}]  # only when EVENTS_REQUIRE_API_KEY is on
+        if any(issubclass(guard, AdminApiKeyForWrites) for guard in guards):
             return [] if self.method in ("GET", "HEAD", "OPTIONS") else [{"AdminApiKey": []}]
-        if AdminApiKey in self.view.permission_classes:
+        if any(issubclass(guard, AdminApiKey) for guard in guards):
             return [{"AdminApiKey": []}]
         return []
 
@@ -57,8 +61,8 @@ def error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
 
 
 def admin_error_responses(*statuses: int) -> dict[int, OpenApiResponse]:
-    """Errors of an admin-key operation: its own plus 401 (wrong key) and 503 (no key configured)."""
-    return error_responses(*sorted({*statuses, 401, 503}))
+    """Errors of a keyed operation: its own plus 401 (wrong key), 403 (key of another scope), 503 (no key at all)."""
+    return error_responses(*sorted({*statuses, 401, 403, 503}))
 
 
 def closed_request_bodies(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:

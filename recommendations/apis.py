@@ -17,6 +17,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from common.auth import EventsApiKey
 from common.errors import DATABASE_ERRORS, error_response, unexpected_error_response
 from common.schema import error_responses
 from common.throttling import ClientRateThrottle
@@ -61,6 +62,7 @@ class EventIngestApi(APIView):
     rejected, 200 when some were, 400 when all were.
     """
 
+    permission_classes = [EventsApiKey]
     throttle_classes = [ClientRateThrottle]
     throttle_scope = "events"
 
@@ -73,7 +75,8 @@ class EventIngestApi(APIView):
                 EventIngestOutputSerializer, description="Every event is stored (now, or before: `duplicates`)."
             ),
             200: OpenApiResponse(EventIngestOutputSerializer, description="Some were stored; `rejected` says why not."),
-            **error_responses(400, 413, 415, 429),
+            # 401, 403 and 503 only when EVENTS_REQUIRE_API_KEY is on.
+            **error_responses(400, 401, 403, 413, 415, 429, 503),
         },
         tags=["events"],
     )

@@ -111,7 +111,8 @@ def main() -> int:
         _manage(env, "migrate", "--noinput", "-v", "0")
         _manage(env, "collectstatic", "--noinput", "-v", "0")
         _say("bootstrap: demo data and admin user")
-        _manage(env, "bootstrap")
+        # A local run without a configured key gets one, so the admin API answers from the first minute.
+        _manage(env, "bootstrap", *([] if env_str("MODEL_ADMIN_API_KEY") else ["--local-admin-key"]))
         return _serve(env, host, port)
     except subprocess.CalledProcessError as exc:
         _say(f"error: {' '.join(map(str, exc.cmd[1:]))} failed with exit code {exc.returncode}")

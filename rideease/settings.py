@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_prometheus",
     "rideease.apps.RideEaseConfig",
+    "common.apps.CommonConfig",
     "recommendations.apps.RecommendationsConfig",
     "registry.apps.RegistryConfig",
     "experiments.apps.ExperimentsConfig",
@@ -233,8 +234,11 @@ PIPELINE_GIT_SHA = env_str("PIPELINE_GIT_SHA") or None
 CONTAINER_IMAGE_DIGEST = env_str("CONTAINER_IMAGE_DIGEST") or None
 
 # --- Serving and traces -----------------------------------------------------------------------------------------------
-# The admin API key (X-API-Key on /admin/* and /traces/*). Unset: those endpoints answer 503 "admin API disabled".
+# A bootstrap admin key (X-API-Key), known as the key named "env"; named keys come from `manage.py api_key`. With
+# neither, /admin/* and /traces/* answer 503 "admin API disabled".
 MODEL_ADMIN_API_KEY = env_str("MODEL_ADMIN_API_KEY")
+# Whether POST /events needs a key of scope events (or admin); off, the ride app posts without one.
+EVENTS_REQUIRE_API_KEY = env_bool("EVENTS_REQUIRE_API_KEY", False)
 # How often each worker checks the serving state's revision (a switch reaches every worker within this time).
 SERVING_REFRESH_SECONDS = float(env_int("SERVING_REFRESH_MS", 500, minimum=50)) / 1000
 # Each loaded model's rankings of its known riders are computed once when their size (16 bytes an item, 100 items a

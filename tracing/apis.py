@@ -5,7 +5,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from common.auth import AdminApiKey
+from common.auth import TracesApiKey
 from common.schema import admin_error_responses
 from core.errors import ApplicationError
 from tracing.selectors import prediction_trace_lineage
@@ -15,7 +15,7 @@ from tracing.serializers import TraceSerializer
 class TraceDetailApi(APIView):
     """GET /traces/<requestId>: the trace and the lineage of the model version that served it."""
 
-    permission_classes = [AdminApiKey]
+    permission_classes = [TracesApiKey]
 
     @extend_schema(
         operation_id="trace_detail",

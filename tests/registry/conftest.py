@@ -1,14 +1,19 @@
-"""Object storage servers on loopback for the registry's tests: S3 (moto's server) and GCS (an emulator)."""
+"""The registry's tests: object storage servers on loopback (S3 by moto's server, GCS by an emulator), registered
+versions, an admin API client."""
 
 from collections.abc import Iterator
+from io import StringIO
 from pathlib import Path
 
 import pytest
+from django.core.management import call_command
 from gcp_storage_emulator.server import create_server
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
+from rest_framework.test import APIClient
 
 from registry.storage import GCS_EMULATOR_PROJECT
+from tests.conftest import ADMIN_KEY
 from tests.s3_server import FAKE_AWS_ENV
 
 GCS_BUCKET = "rideease-artifacts-gcs"
@@ -49,3 +54,20 @@ def aws_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture
 def gcs_env(monkeypatch: pytest.MonkeyPatch, gcs_endpoint: str) -> None:
     monkeypatch.setenv("STORAGE_EMULATOR_HOST", gcs_endpoint)
+
+
+@pytest.fixture
+def versions(serving_env: Path) -> Path:
+    """v1.0.0 serves control, v1.1.0 treatment; v1.2.0 is registered but not served."""
+    args = ["--users", "200", "--items", "50", "--days", "20", "--events", "3000"]
+    call_command("seed_demo", *args, stdout=StringIO(), stderr=StringIO())
+    for extra in (["--promote", "control"], ["--algorithm", "svd", "--promote", "treatment"], ["--algorithm", "svd"]):
+        call_command("train", "--lookback-days", "20", *extra, stdout=StringIO(), stderr=StringIO())
+    return serving_env
+
+
+@pytest.fixture
+def admin() -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_X_API_KEY=ADMIN_KEY)
+    return client

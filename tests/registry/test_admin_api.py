@@ -25,23 +25,6 @@ ENDPOINTS = [
 ]
 
 
-@pytest.fixture
-def versions(serving_env: Path) -> Path:
-    """v1.0.0 serves control, v1.1.0 treatment; v1.2.0 is registered but not served."""
-    args = ["--users", "200", "--items", "50", "--days", "20", "--events", "3000"]
-    call_command("seed_demo", *args, stdout=StringIO(), stderr=StringIO())
-    for extra in (["--promote", "control"], ["--algorithm", "svd", "--promote", "treatment"], ["--algorithm", "svd"]):
-        call_command("train", "--lookback-days", "20", *extra, stdout=StringIO(), stderr=StringIO())
-    return serving_env
-
-
-@pytest.fixture
-def admin() -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_X_API_KEY=ADMIN_KEY)
-    return client
-
-
 def call(client: APIClient, method: str, path: str, body: dict[str, Any] | None = None, **headers: str) -> Any:
     if method == "get":
         return client.get(path, **headers)
@@ -70,16 +53,16 @@ def test_a_missing_or_wrong_key_is_a_401_that_never_echoes_the_key(serving_env: 
 
 
 def test_keys_are_compared_in_constant_time(serving_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import common.auth
+    import common.keys
 
     seen: list[tuple[bytes, bytes]] = []
-    real = common.auth.hmac.compare_digest
+    real = common.keys.hmac.compare_digest
 
     def spy(a: bytes, b: bytes) -> bool:
         seen.append((a, b))
         return real(a, b)
 
-    monkeypatch.setattr(common.auth.hmac, "compare_digest", spy)
+    monkeypatch.setattr(common.keys.hmac, "compare_digest", spy)
     APIClient().get("/admin/models", HTTP_X_API_KEY="guess")
     assert seen == [(b"guess", ADMIN_KEY.encode())]
 

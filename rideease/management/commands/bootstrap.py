@@ -3,10 +3,13 @@
 import secrets
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
+from common.keys import api_key_create
+from common.models import ApiKey, KeyScope
 from core.variants import CONTROL, TREATMENT
 from recommendations.demo_data import DemoConfig
 from recommendations.selectors import raw_event_exists
@@ -25,6 +28,11 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-demo", action="store_true", help="do not seed demo events")
+        parser.add_argument(
+            "--local-admin-key",
+            action="store_true",
+            help="without MODEL_ADMIN_API_KEY and without an active admin key, create one named 'local' and print it",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         seeded = False
@@ -48,6 +56,20 @@ class Command(BaseCommand):
             # The demo's experiment history, so the admin shows real results on a fresh machine.
             call_command("seed_experiments", stdout=self.stdout, stderr=self.stderr)
         self._ensure_admin()
+        if options["local_admin_key"]:
+            self._ensure_local_key()
+
+    def _ensure_local_key(self) -> None:
+        """A first local run gets an admin key at once, printed once like the admin password."""
+        if settings.MODEL_ADMIN_API_KEY or ApiKey.objects.filter(scope=KeyScope.ADMIN, revoked_at=None).exists():
+            self.stdout.write("API key: an admin key exists (manage.py api_key list).")
+            return
+        taken = set(ApiKey.objects.values_list("name", flat=True))
+        candidates = ("local", *(f"local-{n}" for n in range(2, len(taken) + 3)))
+        name = next(candidate for candidate in candidates if candidate not in taken)
+        _, key = api_key_create(name=name, scope=KeyScope.ADMIN, created_by="bootstrap")
+        self.stdout.write(f"API key: created admin key {name!r}; it is shown this once: {key}")
+        self.stdout.write(f"  export RIDEEASE_ADMIN_KEY={key}   # for the curl examples of docs/API.md")
 
     def _first_models(self, skip: bool) -> None:
         """On a database without models, train the first two versions and serve them as control and treatment."""
