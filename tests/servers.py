@@ -30,10 +30,10 @@ CHROMIUM_ARGS = [
 ]
 
 
-def http_get(url: str, timeout: float = 10.0) -> tuple[int, bytes]:
+def http_get(url: str, timeout: float = 10.0, headers: dict[str, str] | None = None) -> tuple[int, bytes]:
     """GET a URL; return (status, body) for any HTTP status."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers or {}), timeout=timeout) as response:
             return response.status, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, exc.read()

@@ -107,6 +107,8 @@ def test_run_serves_demo_data_stops_cleanly_and_keeps_the_data(tmp_path: Path) -
     output = "\n".join(lines)
     assert "raw_events is empty; seeding" in output
     assert "created 'admin' with the generated password" in output
+    assert output.count("API key: created admin key 'local'") == 1
+    local_key = output.split("export RIDEEASE_ADMIN_KEY=")[1].split()[0]
     assert "Models: training itemknn to serve as control." in output
     assert "Models: training svd to serve as treatment." in output
     assert "Experiments: ranker-svd-november stopped, rolled_back" in output
@@ -122,10 +124,12 @@ def test_run_serves_demo_data_stops_cleanly_and_keeps_the_data(tmp_path: Path) -
     with launcher(tmp_path, db_port, http_port) as (process, lines):
         wait_for(f"{base}/healthz", timeout=120)
         assert stored_events(db_port) == stored  # nothing seeded twice
+        assert http_get(f"{base}/admin/models", headers={"X-API-Key": local_key})[0] == 200
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
     output = "\n".join(lines)
     assert "already has events; leaving them as they are" in output
     assert "Admin user: 'admin' exists." in output
+    assert "API key: an admin key exists" in output and "API key: created" not in output
     assert "Models: versions are registered; not training." in output
     assert not port_in_use("127.0.0.1", db_port)
