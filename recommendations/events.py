@@ -19,7 +19,7 @@ ITEM_EVENT_TYPES = frozenset({"view", "play", "book", "skip"})
 MAX_ID_LENGTH = 128
 MAX_RECOMMENDED_ITEMS = 100
 EARLIEST_TS = datetime(2000, 1, 1, tzinfo=UTC)
-_FIELDS = frozenset({"eventId", "type", "userId", "itemId", "ts", "payload"})
+EVENT_FIELDS = frozenset({"eventId", "type", "userId", "itemId", "ts", "payload"})
 
 
 @dataclass(frozen=True)
@@ -126,7 +126,7 @@ def event_validate(raw: object, *, now: datetime, limits: EventLimits) -> EventI
     """Validate one raw event (a decoded JSON value); return the event or the errors by field."""
     if not isinstance(raw, dict):
         return {"event": "must be a JSON object"}
-    errors: dict[str, str] = {key: "unknown field" for key in raw if key not in _FIELDS}
+    errors: dict[str, str] = {key: "unknown field" for key in raw if key not in EVENT_FIELDS}
     event_type = raw.get("type")
     if event_type not in EVENT_TYPES:
         errors["type"] = f"must be one of {', '.join(EVENT_TYPES)}"

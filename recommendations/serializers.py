@@ -28,7 +28,9 @@ class EventInputSerializer(serializers.Serializer):
     itemId = serializers.CharField(
         max_length=MAX_ID_LENGTH, required=False, allow_null=True, help_text="Required for view, play, book, skip."
     )
-    ts = serializers.DateTimeField(help_text="ISO-8601 with a timezone, not more than a few minutes in the future.")
+    ts = serializers.DateTimeField(
+        required=False, help_text="ISO-8601 with a timezone, not more than a few minutes in the future; default: now."
+    )
     payload = serializers.DictField(required=False, help_text="Free-form, at most EVENT_MAX_PAYLOAD_BYTES as JSON.")
 
 

@@ -4,7 +4,16 @@ from datetime import UTC, datetime
 
 import pytest
 
-from recommendations.events import EventInput, EventLimits, event_validate, events_validate
+from recommendations.events import (
+    EVENT_FIELDS,
+    EVENT_TYPES,
+    MAX_ID_LENGTH,
+    EventInput,
+    EventLimits,
+    event_validate,
+    events_validate,
+)
+from recommendations.serializers import EventInputSerializer
 
 NOW = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 LIMITS = EventLimits(max_payload_bytes=256, max_future_seconds=300)
@@ -101,3 +110,28 @@ def test_batch_validation_keeps_valid_events_and_indexes_rejections() -> None:
     assert [index for index, _ in valid] == [0, 2]
     assert [rejection.index for rejection in rejected] == [1]
     assert "type" in rejected[0].errors
+
+
+def test_the_schema_describes_the_validator_s_fields_and_bounds() -> None:
+    fields = EventInputSerializer().fields
+    assert set(fields) == EVENT_FIELDS
+    assert list(fields["type"].choices) == list(EVENT_TYPES)
+    assert fields["userId"].max_length == fields["itemId"].max_length == fields["eventId"].max_length == MAX_ID_LENGTH
+    assert [name for name, field in fields.items() if field.required] == ["type", "userId"]
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        {"type": "view", "userId": "u1", "itemId": "dest-1", "ts": "2026-11-26T11:00:00Z"},
+        {"type": "book", "userId": "u1", "itemId": "dest-1", "eventId": "e-1", "payload": {"screen": "home"}},
+        {"type": "like", "userId": "u1", "itemId": "dest-1"},
+        {"type": "view", "itemId": "dest-1"},
+        {"type": "view", "userId": "u" * 129, "itemId": "dest-1"},
+        {"type": "view", "userId": "u1", "itemId": "dest-1", "eventId": "e" * 129},
+        {"type": "view", "userId": "u1", "itemId": "dest-1", "payload": ["not", "an", "object"]},
+        {"type": "view", "userId": "u1", "itemId": "dest-1", "ts": "yesterday"},
+    ],
+)
+def test_the_schema_and_the_validator_agree_on_what_the_schema_can_express(raw: dict[str, object]) -> None:
+    assert isinstance(validate(raw), EventInput) == EventInputSerializer(data=raw).is_valid()
