@@ -8,7 +8,7 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 
-from common.keys import ENV_KEY_NAME, NAME, api_key_create, api_key_revoke
+from common.keys import api_key_create, api_key_name_problem, api_key_revoke
 from common.models import ApiKey
 from core.errors import ApplicationError
 
@@ -25,8 +25,9 @@ class ApiKeyCreateForm(forms.ModelForm):  # type: ignore[type-arg]
 
     def clean_name(self) -> str:
         name = str(self.cleaned_data["name"])
-        if not NAME.match(name) or name == ENV_KEY_NAME:
-            raise forms.ValidationError(f"1-64 lowercase letters, digits and . _ -, not {ENV_KEY_NAME!r}.")
+        problem = api_key_name_problem(name)
+        if problem:
+            raise forms.ValidationError(problem)
         return name
 
 

@@ -44,12 +44,20 @@ def _digest(key: str) -> str:
     return hashlib.sha256(key.encode()).hexdigest()
 
 
+def api_key_name_problem(name: str) -> str | None:
+    """Why `name` cannot name a key, or None: the one rule for the command, the web admin and the service."""
+    if not NAME.match(name):
+        return "A key's name is 1-64 lowercase letters, digits and . _ -."
+    if name == ENV_KEY_NAME:
+        return f"{ENV_KEY_NAME!r} names the key from MODEL_ADMIN_API_KEY."
+    return None
+
+
 def api_key_create(*, name: str, scope: str, created_by: str) -> tuple[ApiKey, str]:
     """Create a key; return its record and the key itself, which exists nowhere else afterwards."""
-    if not NAME.match(name):
-        raise ApplicationError("validation_error", "A key's name is 1-64 lowercase letters, digits and . _ -.")
-    if name == ENV_KEY_NAME:
-        raise ApplicationError("validation_error", f"{ENV_KEY_NAME!r} names the key from MODEL_ADMIN_API_KEY.")
+    problem = api_key_name_problem(name)
+    if problem:
+        raise ApplicationError("validation_error", problem)
     if scope not in SCOPES:
         raise ApplicationError("validation_error", f"scope must be one of {', '.join(SCOPES)}.")
     key = KEY_PREFIX + secrets.token_urlsafe(32)
@@ -98,14 +106,26 @@ def api_key_identify(given: str) -> KeyIdentity | None:
         return KeyIdentity(ENV_KEY_NAME, KeyScope.ADMIN)
     if not given.startswith(KEY_PREFIX):
         return None
-    digest = _digest(given)
-    record = ApiKey.objects.filter(key_hash=digest, revoked_at=None).first()
-    if record is None or not hmac.compare_digest(record.key_hash, digest):
+    # Looked up by its hash: the timing of the lookup tells nothing about the key itself.
+    record = ApiKey.objects.filter(key_hash=_digest(given), revoked_at=None).first()
+    if record is None:
         return None
     now = timezone.now()
     if record.last_used_at is None or now - record.last_used_at >= LAST_USED_RESOLUTION:
         ApiKey.objects.filter(pk=record.pk).update(last_used_at=now)
     return KeyIdentity(record.name, record.scope)
+
+
+def api_key_local_ensure() -> tuple[str, str] | None:
+    """For a local first run: when no admin key can be used, create one named `local` (or `local-N` when that name
+    is taken by a revoked key) and return its name and key; otherwise None."""
+    if settings.MODEL_ADMIN_API_KEY or ApiKey.objects.filter(scope=KeyScope.ADMIN, revoked_at=None).exists():
+        return None
+    taken = set(ApiKey.objects.values_list("name", flat=True))
+    candidates = ("local", *(f"local-{n}" for n in range(2, len(taken) + 3)))
+    name = next(candidate for candidate in candidates if candidate not in taken)
+    _, key = api_key_create(name=name, scope=KeyScope.ADMIN, created_by="bootstrap")
+    return name, key
 
 
 def scope_allows(identity: KeyIdentity, needed: str) -> bool:

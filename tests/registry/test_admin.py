@@ -1,11 +1,9 @@
 """The Django admin: every collection is listed for staff, read-only where it is evidence, closed to anonymous users."""
 
 from datetime import UTC, datetime
-from io import StringIO
 from pathlib import Path
 
 import pytest
-from django.core.management import call_command
 from django.test import Client
 
 from recommendations.models import RawEvent
@@ -84,15 +82,7 @@ def test_history_records_open_read_only(staff_client: Client, one_of_each: None)
     assert ServingStateChange.objects.count() == 1
 
 
-@pytest.fixture
-def served_versions(serving_env: Path) -> None:
-    args = ["--users", "200", "--items", "50", "--days", "20", "--events", "3000"]
-    call_command("seed_demo", *args, stdout=StringIO(), stderr=StringIO())
-    for extra in (["--promote", "control"], ["--algorithm", "svd", "--promote", "treatment"], ["--algorithm", "svd"]):
-        call_command("train", "--lookback-days", "20", *extra, stdout=StringIO(), stderr=StringIO())
-
-
-def test_the_version_list_shows_metrics_and_who_serves_what(staff_client: Client, served_versions: None) -> None:
+def test_the_version_list_shows_metrics_and_who_serves_what(staff_client: Client, versions: Path) -> None:
     page = staff_client.get("/admin/ui/registry/modelversion/").content.decode().lower()
     for text in ("v1.0.0", "v1.1.0", "v1.2.0", "ndcg@10 (95% interval)", "recall@10", "map@10", "coverage@10"):
         assert text in page
@@ -103,9 +93,7 @@ def test_the_version_list_shows_metrics_and_who_serves_what(staff_client: Client
     assert f"{verdict}: {gate['difference']} {gate['interval']} vs {gate['baseline']}".lower() in page
 
 
-def test_serving_from_the_admin_confirms_with_a_reason_then_switches(
-    staff_client: Client, served_versions: None
-) -> None:
+def test_serving_from_the_admin_confirms_with_a_reason_then_switches(staff_client: Client, versions: Path) -> None:
     pk = ModelVersion.objects.get(version="v1.2.0").pk
     form = {"action": "serve_as_treatment", "_selected_action": [str(pk)]}
     confirm = staff_client.post("/admin/ui/registry/modelversion/", form)
@@ -119,7 +107,7 @@ def test_serving_from_the_admin_confirms_with_a_reason_then_switches(
     assert (change.actor, change.reason, change.target) == ("ops", "canary", "treatment")
 
 
-def test_rollback_from_the_serving_state_page(staff_client: Client, served_versions: None) -> None:
+def test_rollback_from_the_serving_state_page(staff_client: Client, versions: Path) -> None:
     pk = ServingState.objects.get().pk
     form = {"action": "rollback_treatment", "_selected_action": [str(pk)], "confirm": "yes", "reason": "bad"}
     assert staff_client.post("/admin/ui/registry/servingstate/", form).status_code == 302
@@ -127,9 +115,7 @@ def test_rollback_from_the_serving_state_page(staff_client: Client, served_versi
     assert ServingStateChange.objects.get(revision=3).action == "rollback"
 
 
-def test_a_reason_over_the_limit_is_refused_on_the_page_not_cut_short(
-    staff_client: Client, served_versions: None
-) -> None:
+def test_a_reason_over_the_limit_is_refused_on_the_page_not_cut_short(staff_client: Client, versions: Path) -> None:
     pk = ModelVersion.objects.get(version="v1.2.0").pk
     form = {"action": "serve_as_treatment", "_selected_action": [str(pk)], "confirm": "yes", "reason": "x" * 501}
     page = staff_client.post("/admin/ui/registry/modelversion/", form, follow=True).content.decode()

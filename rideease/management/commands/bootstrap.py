@@ -3,13 +3,11 @@
 import secrets
 from typing import Any
 
-from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandParser
 
-from common.keys import api_key_create
-from common.models import ApiKey, KeyScope
+from common.keys import api_key_local_ensure
 from core.variants import CONTROL, TREATMENT
 from recommendations.demo_data import DemoConfig
 from recommendations.selectors import raw_event_exists
@@ -61,13 +59,11 @@ class Command(BaseCommand):
 
     def _ensure_local_key(self) -> None:
         """A first local run gets an admin key at once, printed once like the admin password."""
-        if settings.MODEL_ADMIN_API_KEY or ApiKey.objects.filter(scope=KeyScope.ADMIN, revoked_at=None).exists():
+        created = api_key_local_ensure()
+        if created is None:
             self.stdout.write("API key: an admin key exists (manage.py api_key list).")
             return
-        taken = set(ApiKey.objects.values_list("name", flat=True))
-        candidates = ("local", *(f"local-{n}" for n in range(2, len(taken) + 3)))
-        name = next(candidate for candidate in candidates if candidate not in taken)
-        _, key = api_key_create(name=name, scope=KeyScope.ADMIN, created_by="bootstrap")
+        name, key = created
         self.stdout.write(f"API key: created admin key {name!r}; it is shown this once: {key}")
         self.stdout.write(f"  export RIDEEASE_ADMIN_KEY={key}   # for the curl examples of docs/API.md")
 
