@@ -1,6 +1,6 @@
 """Reads for user events."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -9,6 +9,7 @@ from django.db import connections
 from pymongo.collection import Collection
 from pymongo.cursor import Cursor
 
+from core.recommender.pairs import PairRecord
 from recommendations.models import RawEvent
 from recommendations.runtime import trace_writer
 from tracing.selectors import prediction_trace_exists
@@ -62,6 +63,60 @@ def training_events_iter(
 def training_events_scan(*, start: datetime, end: datetime, batch_size: int = 20_000) -> int:
     """Read the same events as training_events_iter and do nothing with them: the benchmark's reference cost."""
     return sum(1 for _ in _training_cursor(start=start, end=end, batch_size=batch_size))
+
+
+def _decayed_sum(kind: str, reference: datetime, half_life_days: float) -> dict[str, Any]:
+    # 2 ** ((ts - newest) / half-life): an event counts half as much for every half-life before the newest one.
+    exponent = {"$divide": [{"$subtract": ["$ts", reference]}, half_life_days * 86_400_000]}
+    return {"$sum": {"$cond": [{"$eq": ["$type", kind]}, {"$pow": [2.0, exponent]}, 0.0]}}
+
+
+def _pairs_pipeline(
+    *, start: datetime, end: datetime, reference: datetime, half_lives: Sequence[float]
+) -> list[dict[str, Any]]:
+    group: dict[str, Any] = {"_id": {"u": "$userId", "i": "$itemId"}, "last": {"$max": "$ts"}}
+    for kind in TRAINING_EVENT_TYPES:
+        group[f"n_{kind}"] = {"$sum": {"$cond": [{"$eq": ["$type", kind]}, 1, 0]}}
+        for index, half_life in enumerate(half_lives):
+            group[f"d{index}_{kind}"] = _decayed_sum(kind, reference, half_life)
+    match = {"ts": {"$gte": start, "$lt": end}, "type": {"$in": list(TRAINING_EVENT_TYPES)}}
+    return [{"$match": match}, {"$group": group}]
+
+
+def _newest_event(*, start: datetime, end: datetime) -> datetime | None:
+    match = {"ts": {"$gte": start, "$lt": end}, "type": {"$in": list(TRAINING_EVENT_TYPES)}}
+    newest = raw_event_collection().find(match, projection={"_id": 0, "ts": 1}).sort("ts", -1).limit(1)
+    for document in newest:
+        ts: datetime = document["ts"]
+        return ts
+    return None
+
+
+def training_pairs_iter(
+    *, start: datetime, end: datetime, half_lives: Sequence[float], batch_size: int = 20_000
+) -> Iterator[PairRecord]:
+    """Stream the interaction events of [start, end) summed per (rider, item) by one aggregation in the database.
+
+    `$match` on the window, then `$group` by rider and item: on a sharded cluster both run on the shards and only the
+    pairs cross the network. Decay is relative to the window's newest event, as the single-machine trainer's.
+    """
+    reference = _newest_event(start=start, end=end)
+    if reference is None:
+        return
+    pipeline = _pairs_pipeline(start=start, end=end, reference=reference, half_lives=half_lives)
+    cursor = (
+        raw_event_collection()
+        .with_options(codec_options=_MS_CODEC)
+        .aggregate(pipeline, allowDiskUse=True, batchSize=batch_size)
+    )
+    for document in cursor:
+        counts = {kind: int(document[f"n_{kind}"]) for kind in TRAINING_EVENT_TYPES}
+        decayed = {
+            half_life: {kind: float(document[f"d{index}_{kind}"]) for kind in TRAINING_EVENT_TYPES}
+            for index, half_life in enumerate(half_lives)
+        }
+        key = document["_id"]
+        yield PairRecord(key["u"], key["i"], counts, decayed, int(document["last"]))
 
 
 def request_id_in_use(*, request_id: str) -> bool:
