@@ -16,7 +16,7 @@ $(VENV)/.installed-app: requirements.txt requirements-local.txt | $(PY)
 	$(PIP) install --quiet -r requirements.txt -r requirements-local.txt
 	touch $@
 
-$(VENV)/.installed-dev: requirements.txt requirements-local.txt requirements-dev.txt | $(PY)
+$(VENV)/.installed-dev: requirements.txt requirements-local.txt requirements-spark.txt requirements-dev.txt | $(PY)
 	$(PIP) install --quiet -r requirements-dev.txt
 	touch $(VENV)/.installed-app $@
 
@@ -25,8 +25,10 @@ GRAFANA_SCHEMA := tests/monitoring/grafana_schema
 
 # System packages the tests drive: Debian's Chromium for the admin's browser test (never a downloaded browser),
 # Prometheus and promtool for the alert rules and the scrape test, Node for Grafana's dashboard schema, podman (with
-# runc, and debootstrap for a local base image) to build and run the container images.
+# runc, and debootstrap for a local base image) to build and run the container images, a Java 17 runtime for the
+# trainer's Spark engine.
 system-deps: $(GRAFANA_SCHEMA)/node_modules/.package-lock.json
+	@command -v java >/dev/null || ($(APT_INSTALL) openjdk-17-jre-headless)
 	@command -v chromium >/dev/null || ($(APT_INSTALL) chromium)
 	@command -v promtool >/dev/null || ($(APT_INSTALL) prometheus)
 	@command -v podman >/dev/null && command -v runc >/dev/null && command -v debootstrap >/dev/null \

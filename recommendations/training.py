@@ -9,23 +9,28 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.recommender.algorithms import ALGORITHMS
+from core.recommender.pair_training import half_lives_needed, train_and_evaluate_pairs
+from core.recommender.pairs import Pairs, PairsBuilder
 from core.recommender.training import AUTO, SearchRequest, TrainingOutcome, train_and_evaluate
 from core.recommender.training_data import InteractionsBuilder, TrainingData
 from core.variants import VARIANTS
-from recommendations.selectors import training_events_iter
+from recommendations.selectors import training_events_iter, training_pairs_iter
 from registry.services import Provenance, PublishedVersion, VersionDraft, model_version_create, serving_state_switch
 from registry.state import ServingStateInfo
 
 PROGRESS_EVERY = 50_000
 PROMOTE_TARGETS = ("none", *VARIANTS)
 TRAINING_ALGORITHMS = (*ALGORITHMS, AUTO)
+ENGINES = ("local", "spark")
+# What the Spark engine fits: its ALS (AUTO searches its parameters).
+SPARK_ALGORITHMS = ("als", AUTO)
 
 
 @dataclass(frozen=True)
@@ -34,6 +39,7 @@ class TrainingRequest:
     test_days: int
     algorithm: str
     params: dict[str, Any] = field(default_factory=dict)
+    engine: str = "local"
     dry_run: bool = False
     promote: str = "none"
     require_better_than_baseline: bool = False
@@ -79,7 +85,9 @@ def _git_source() -> tuple[str, str] | None:
     return sha, "git rev-parse HEAD" + (" (working tree had uncommitted changes)" if dirty else "")
 
 
-def provenance_resolve(*, window: dict[str, Any], events: int, digest: str) -> Provenance:
+def provenance_resolve(
+    *, window: dict[str, Any], events: int, digest: str, engine: str = "local (numpy, scipy, scikit-learn, implicit)"
+) -> Provenance:
     """Each provenance value, and where it came from; never a silent "unknown"."""
     sources: dict[str, str] = {}
     if settings.DATA_SNAPSHOT_ID:
@@ -100,6 +108,7 @@ def provenance_resolve(*, window: dict[str, Any], events: int, digest: str) -> P
     else:
         image = "unavailable"
         sources["containerImageDigest"] = "unavailable: CONTAINER_IMAGE_DIGEST unset (not run from a built image)"
+    sources["trainingEngine"] = engine
     return Provenance(data_snapshot_id=snapshot, pipeline_git_sha=sha, container_image_digest=image, sources=sources)
 
 
@@ -109,6 +118,12 @@ def _check_request(request: TrainingRequest) -> None:
         raise ApplicationError("invalid_algorithm", f"algorithm must be one of {choices}.", status=400)
     if request.promote not in PROMOTE_TARGETS:
         raise ApplicationError("invalid_promote", f"promote must be one of {', '.join(PROMOTE_TARGETS)}.", status=400)
+    if request.engine not in ENGINES:
+        raise ApplicationError("invalid_engine", f"engine must be one of {', '.join(ENGINES)}.", status=400)
+    if request.engine == "spark" and request.algorithm not in SPARK_ALGORITHMS:
+        raise ApplicationError(
+            "invalid_algorithm", "the Spark engine fits ALS: use --algorithm als (or auto).", status=400
+        )
     if request.test_days >= request.lookback_days:
         raise ApplicationError("invalid_window", "test days must be fewer than lookback days.", status=400)
 
@@ -122,6 +137,31 @@ def _read(start: datetime, end: datetime, progress: Progress | None) -> Training
     if progress:
         progress(len(builder))
     return builder.build()
+
+
+def _read_pairs(start: datetime, end: datetime, fixed: dict[str, Any], progress: Progress | None) -> Pairs:
+    builder = PairsBuilder(half_lives_needed(fixed))
+    for pair in training_pairs_iter(start=start, end=end, half_lives=half_lives_needed(fixed)):
+        builder.add(pair)
+        if progress and len(builder) % PROGRESS_EVERY == 0:
+            progress(len(builder))
+    if progress:
+        progress(len(builder))
+    return builder.build()
+
+
+def _spark_outcome(search: SearchRequest, pairs: Pairs) -> tuple[TrainingOutcome, str]:
+    """Search, judge and fit on Spark; returns the outcome and the engine's description for the provenance."""
+    from recommendations.spark_engine import SparkEngine  # the trainer's alone: the web service never loads Spark
+
+    with SparkEngine(master=settings.SPARK_MASTER, work_uri=settings.SPARK_WORK_URI) as engine:
+        try:
+            outcome, factors = train_and_evaluate_pairs(pairs, request=search, fit=engine.fit)
+        except ValueError as exc:
+            raise ApplicationError("training_failed", str(exc)) from exc
+    about = factors.about
+    outcome.metrics["engine"] = about
+    return outcome, f"spark {about['sparkVersion']} (master {about['master']})"
 
 
 def _publish(request: TrainingRequest, report: TrainingReport, outcome: TrainingOutcome) -> PublishedVersion:
@@ -148,6 +188,79 @@ def _gate_words(gate: dict[str, Any]) -> str:
     return f"difference {gate['difference']}, 95% interval [{low}, {high}]"
 
 
+class _Span(NamedTuple):
+    start: datetime
+    end: datetime
+    cutoff: datetime
+
+
+def _no_events(span: _Span) -> ApplicationError:
+    return ApplicationError(
+        "no_events", f"No interaction events between {span.start:%Y-%m-%d} and {span.end:%Y-%m-%d}."
+    )
+
+
+def _local_run(
+    request: TrainingRequest,
+    report: TrainingReport,
+    search: SearchRequest,
+    span: _Span,
+    stage: Stage,
+    progress: Progress | None,
+) -> TrainingOutcome:
+    """Every event of the window read into this process, then searched, judged and fitted here."""
+    clock = time.monotonic()
+    data = _read(span.start, span.end, progress)
+    report.timings["read"] = round(time.monotonic() - clock, 3)
+    events = len(data.interactions)
+    if events == 0:
+        raise _no_events(span)
+    stage("read", f"{events} events, {len(data.interactions.user_ids)} users in {report.timings['read']}s")
+    report.provenance = provenance_resolve(window=report.window, events=events, digest=data.events_digest)
+    try:
+        return train_and_evaluate(
+            data.interactions,
+            algorithm=request.algorithm,
+            params=request.params,
+            cutoff=int(span.cutoff.timestamp()),
+            request=search,
+        )
+    except ValueError as exc:
+        raise ApplicationError("training_failed", str(exc)) from exc
+
+
+def _spark_run(
+    request: TrainingRequest,
+    report: TrainingReport,
+    search: SearchRequest,
+    span: _Span,
+    stage: Stage,
+    progress: Progress | None,
+) -> TrainingOutcome:
+    """The window summed per (rider, item) in the database, then searched, judged and fitted on Spark."""
+    clock = time.monotonic()
+    pairs = _read_pairs(span.start, span.end, request.params, progress)
+    report.timings["read"] = round(time.monotonic() - clock, 3)
+    if len(pairs) == 0:
+        raise _no_events(span)
+    if pairs.matrix().nnz == 0:
+        raise ApplicationError(
+            "no_interactions",
+            f"The {pairs.events} events between {span.start:%Y-%m-%d} and {span.end:%Y-%m-%d} leave no interaction "
+            "with a positive weight (skips only?): nothing to train on.",
+        )
+    stage(
+        "read",
+        f"{pairs.events} events in {len(pairs)} rider-item pairs, {len(pairs.user_ids)} users, summed by the "
+        f"database in {report.timings['read']}s",
+    )
+    outcome, engine = _spark_outcome(search, pairs)
+    report.provenance = provenance_resolve(
+        window=report.window, events=pairs.events, digest=pairs.digest, engine=engine
+    )
+    return outcome
+
+
 def training_run(request: TrainingRequest, *, stage: Stage, progress: Progress | None = None) -> TrainingReport:
     """Run one training; `stage(name, message)` is told as each stage ends. Raises ApplicationError on failure."""
     _check_request(request)
@@ -162,16 +275,6 @@ def training_run(request: TrainingRequest, *, stage: Stage, progress: Progress |
         "cutoff": cutoff.isoformat(),
     }
     report = TrainingReport(algorithm=request.algorithm, window=window, dry_run=request.dry_run)
-    clock = time.monotonic()
-    data = _read(start, end, progress)
-    report.timings["read"] = round(time.monotonic() - clock, 3)
-    events = len(data.interactions)
-    if events == 0:
-        raise ApplicationError("no_events", f"No interaction events between {start:%Y-%m-%d} and {end:%Y-%m-%d}.")
-    stage("read", f"{events} events, {len(data.interactions.user_ids)} users in {report.timings['read']}s")
-    report.provenance = provenance_resolve(window=window, events=events, digest=data.events_digest)
-
-    clock = time.monotonic()
     search = SearchRequest(
         algorithm=request.algorithm,
         fixed=request.params,
@@ -182,17 +285,11 @@ def training_run(request: TrainingRequest, *, stage: Stage, progress: Progress |
         chronological_seconds=request.test_days * 86_400,
         margin=settings.TRAINING_GATE_MARGIN,
     )
-    try:
-        outcome = train_and_evaluate(
-            data.interactions,
-            algorithm=request.algorithm,
-            params=request.params,
-            cutoff=int(cutoff.timestamp()),
-            request=search,
-        )
-    except ValueError as exc:
-        raise ApplicationError("training_failed", str(exc)) from exc
-    report.timings["fit_and_evaluate"] = round(time.monotonic() - clock, 3)
+    clock = time.monotonic()
+    span = _Span(start, end, cutoff)
+    run = _spark_run if request.engine == "spark" else _local_run
+    outcome = run(request, report, search, span, stage, progress)
+    report.timings["fit_and_evaluate"] = round(time.monotonic() - clock - report.timings["read"], 3)
     report.metrics, report.counts = outcome.metrics, outcome.counts
     report.algorithm = outcome.model.algorithm
     candidate, gate = outcome.metrics["candidate"], outcome.metrics["gate"]

@@ -227,6 +227,13 @@ TRAINING_SEED = env_int("TRAINING_SEED", 0, minimum=0)
 # of its difference to the stronger popularity baseline must stay above zero to publish under the gate.
 TRAINING_HOLDOUT_FRACTION = env_float("TRAINING_HOLDOUT_FRACTION", 0.2, minimum=0.05, maximum=0.5)
 TRAINING_GATE_MARGIN = env_float("TRAINING_GATE_MARGIN", 0.0, minimum=0.0)
+# Where training runs: "local" (this process reads every event) or "spark" (the database sums the events per rider and
+# item, Spark MLlib fits ALS). SPARK_MASTER: local[N], spark://host:port, k8s://https://host:port or sc://host:port.
+TRAIN_ENGINE = env_str("TRAIN_ENGINE", "local")
+SPARK_MASTER = env_str("SPARK_MASTER", "local[2]")
+# The Parquet hand-off between this process and Spark: a local folder on one machine, a shared or object-storage URI
+# (gs://, s3://) that the cluster's executors read on a cluster. Each run writes its own folder and removes it.
+SPARK_WORK_URI = env_str("SPARK_WORK_URI", str(VAR_DIR / "spark"))
 # Provenance given by the pipeline that runs the trainer; each falls back as docs/TRAINING.md explains.
 MODEL_VERSION = env_str("MODEL_VERSION") or None
 DATA_SNAPSHOT_ID = env_str("DATA_SNAPSHOT_ID") or None

@@ -1,5 +1,9 @@
 """Shared fixtures: API and admin clients over the test database."""
 
+import logging
+import os
+import shutil
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,3 +62,27 @@ def serving_env(db: Any, tmp_path: Path) -> Iterator[Path]:
     ):
         yield tmp_path
         runtime_shutdown()
+
+
+@pytest.fixture(scope="session")
+def spark_session() -> Iterator[Any]:
+    """One Spark `local[2]` session for the whole run (UI off, two shuffle partitions): the Spark engine's
+    getOrCreate() finds it, so each test pays for the JVM once. Skipped, with the reason, only without Java."""
+    if not (os.environ.get("JAVA_HOME") or shutil.which("java")):
+        pytest.skip("no Java runtime: the Spark engine needs Java 17 (apt-get install openjdk-17-jre-headless)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # pyspark on pandas 3; the engine never uses pandas
+        from pyspark.sql import SparkSession
+
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("rideease-tests")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    session.sparkContext.setLogLevel("ERROR")
+    # py4j says goodbye at interpreter exit, after pytest has closed the streams it would write to.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
+    yield session
+    session.stop()

@@ -127,15 +127,21 @@ class UserScores:
 
 def score_users(model: Recommender, split: Split, *, k: int = 10) -> UserScores:
     """Score `model` (fitted on split.train) for every user with a play or book in split.test."""
-    relevant = relevant_by_user(split.test)
-    train_counts = np.bincount(split.train.users, minlength=len(split.train.user_ids))
-    user_position = {user: index for index, user in enumerate(split.train.user_ids)}
+    counts = np.bincount(split.train.users, minlength=len(split.train.user_ids))
+    train_events = dict(zip(split.train.user_ids, counts.tolist(), strict=True))
+    return score_relevant(model, relevant_by_user(split.test), train_events, k=k)
+
+
+def score_relevant(
+    model: Recommender, relevant: dict[str, set[str]], train_events: dict[str, int], *, k: int = 10
+) -> UserScores:
+    """Score `model` for every user in `relevant` against their relevant items; `train_events` (events each user had
+    in training) places them in an activity segment."""
     values: dict[str, list[float]] = {name: [] for name in METRICS}
     segments: list[str] = []
     shown: set[str] = set()
     for user_id, items in relevant.items():
-        position = user_position.get(user_id)
-        segments.append(_segment_of(int(train_counts[position]) if position is not None else 0))
+        segments.append(_segment_of(train_events.get(user_id, 0)))
         recommended = [item for item, _ in model.recommend(user_id, k)]
         shown.update(recommended)
         for name, metric in METRICS.items():

@@ -81,14 +81,20 @@ class TrainingOutcome:
         return bool(self.metrics["gate"]["passes"])
 
 
-def _draws(algorithm: str, fixed: dict[str, Any], rng: np.random.Generator) -> Iterator[dict[str, Any]]:
-    """The algorithm's trials: its defaults first, then distinct random draws from its space (minus what is fixed)."""
-    space = {name: values for name, values in {**SEARCH_SPACES[algorithm], **COMMON_SPACE}.items() if name not in fixed}
+def parameter_draws(
+    space: dict[str, list[Any]], fixed: dict[str, Any], rng: np.random.Generator
+) -> Iterator[dict[str, Any]]:
+    """Trials from a space: its defaults first, then distinct random draws from it (minus what is fixed)."""
+    space = {name: values for name, values in space.items() if name not in fixed}
     names = list(space)
     combinations = list(itertools.product(*(range(len(space[name])) for name in names)))
     order = [0, *(1 + rng.permutation(len(combinations) - 1))] if combinations else []
     for index in order:
         yield {**{name: space[name][combinations[index][i]] for i, name in enumerate(names)}, **fixed}
+
+
+def _draws(algorithm: str, fixed: dict[str, Any], rng: np.random.Generator) -> Iterator[dict[str, Any]]:
+    return parameter_draws({**SEARCH_SPACES[algorithm], **COMMON_SPACE}, fixed, rng)
 
 
 def _trials(request: SearchRequest) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -219,13 +225,13 @@ def search(
     }
 
 
-def _lift(candidate: float | None, baseline: float | None) -> float | None:
+def lift(candidate: float | None, baseline: float | None) -> float | None:
     if candidate is None or baseline is None or baseline == 0:
         return None
     return round(candidate / baseline - 1.0, 6)
 
 
-def _gate(candidate: UserScores, baselines: dict[str, UserScores], margin: float, seed: int) -> dict[str, Any]:
+def gate_against(candidate: UserScores, baselines: dict[str, UserScores], margin: float, seed: int) -> dict[str, Any]:
     """The candidate against the stronger baseline, user by user: passes when the whole interval clears `margin`."""
     name, baseline = max(baselines.items(), key=lambda entry: float(entry[1].metrics["ndcg@10"].mean()))
     difference = candidate.metrics["ndcg@10"] - baseline.metrics["ndcg@10"]
@@ -271,7 +277,7 @@ def train_and_evaluate(
         "popularity": score_users(PopularityModel.fit(holdout.train), holdout, k=K),
         "popularityWithoutSeen": score_users(PopularityWithoutSeenModel.fit(holdout.train), holdout, k=K),
     }
-    gate = _gate(candidate, baselines, request.margin, request.seed)
+    gate = gate_against(candidate, baselines, request.margin, request.seed)
     reported = summary(candidate, seed=request.seed)
     metrics: dict[str, Any] = {
         "k": K,
@@ -280,7 +286,7 @@ def train_and_evaluate(
         "baseline": summary(baselines["popularity"], seed=request.seed),
         "baselineWithoutSeen": summary(baselines["popularityWithoutSeen"], seed=request.seed),
         "gate": gate,
-        "ndcgLiftVsBaseline": _lift(reported["ndcg@10"], float(baselines[gate["baseline"]].metrics["ndcg@10"].mean())),
+        "ndcgLiftVsBaseline": lift(reported["ndcg@10"], float(baselines[gate["baseline"]].metrics["ndcg@10"].mean())),
         "chronological": _chronological(data, cutoff, chosen_algorithm, chosen_params),
         "search": searched,
     }

@@ -77,6 +77,7 @@ def test_environment_provenance_and_explicit_version_are_used(demo_events: None,
         "dataSnapshotId": "env DATA_SNAPSHOT_ID",
         "pipelineGitSha": "env PIPELINE_GIT_SHA",
         "containerImageDigest": "env CONTAINER_IMAGE_DIGEST",
+        "trainingEngine": "local (numpy, scipy, scikit-learn, implicit)",
     }
 
 

@@ -12,6 +12,7 @@ from tqdm import tqdm
 from common.errors import DATABASE_ERRORS
 from core.errors import ApplicationError
 from recommendations.training import (
+    ENGINES,
     PROMOTE_TARGETS,
     TRAINING_ALGORITHMS,
     TrainingReport,
@@ -43,10 +44,17 @@ class Command(BaseCommand):
         parser.add_argument("--lookback-days", type=int, default=settings.TRAINING_LOOKBACK_DAYS)
         parser.add_argument("--test-days", type=int, default=settings.TRAINING_TEST_DAYS)
         parser.add_argument(
+            "--engine",
+            choices=ENGINES,
+            default=settings.TRAIN_ENGINE,
+            help="local: read every event here; spark: the database sums them per rider and item, Spark fits ALS "
+            "on SPARK_MASTER",
+        )
+        parser.add_argument(
             "--algorithm",
             choices=TRAINING_ALGORITHMS,
-            default=settings.TRAINING_ALGORITHM,
-            help="the model to fit; auto searches them all and keeps the best on validation",
+            help="the model to fit; auto searches them all and keeps the best on validation (default: "
+            "TRAINING_ALGORITHM, or als with --engine spark)",
         )
         parser.add_argument(
             "--param", action="append", default=[], help="model parameter NAME=VALUE, held fixed in the search"
@@ -76,7 +84,8 @@ class Command(BaseCommand):
         request = TrainingRequest(
             lookback_days=options["lookback_days"],
             test_days=options["test_days"],
-            algorithm=options["algorithm"],
+            algorithm=options["algorithm"] or ("als" if options["engine"] == "spark" else settings.TRAINING_ALGORITHM),
+            engine=options["engine"],
             params=_params(options["param"]),
             dry_run=options["dry_run"],
             promote=options["promote"],

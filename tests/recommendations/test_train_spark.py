@@ -1,0 +1,94 @@
+"""manage.py train --engine spark: the database sums the events, Spark fits ALS, and the version is published, gated
+and served through the same paths as the single-machine trainer's; every fault ends with a message and no trace."""
+
+import json
+from io import StringIO
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.test import override_settings
+from rest_framework.test import APIClient
+
+from recommendations.selectors import raw_event_collection
+from registry.models import ModelVersion, ServingState
+from rideease.embedded_db import free_port
+
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
+DEMO = ["--users", "300", "--items", "60", "--days", "20", "--events", "8000", "--seed", "11"]
+
+
+@pytest.fixture
+def spark_env(spark_session: Any, serving_env: Path) -> Any:
+    """The demo world, a serving runtime, a registry and a Spark hand-off folder of the test's own."""
+    call_command("seed_demo", *DEMO, stdout=StringIO(), stderr=StringIO())
+    with override_settings(SPARK_WORK_URI=str(serving_env / "spark"), SPARK_MASTER="local[2]"):
+        yield serving_env
+
+
+def train(*args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command("train", "--engine", "spark", "--lookback-days", "20", *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def _left_behind(tmp_path: Path) -> list[Path]:
+    return list((tmp_path / "spark").glob("*")) if (tmp_path / "spark").exists() else []
+
+
+def test_spark_als_is_published_gated_and_served(spark_env: Path, api_client: APIClient) -> None:
+    out, err = train("--trials", "2", "--require-better-than-baseline", "--promote", "control", "--json")
+    assert "rider-item pairs" in err and "summed by the database" in err
+    report = json.loads(out)
+    assert report["algorithm"] == "als" and report["version"] == "v1.0.0"
+    assert report["metrics"]["gate"]["passes"] is True
+    assert report["metrics"]["engine"] == {"engine": "spark", "sparkVersion": "4.3.0", "master": "local[2]"}
+    assert report["counts"]["events"] == 8000
+    record = ModelVersion.objects.get()
+    assert record.provenance_sources["trainingEngine"] == "spark 4.3.0 (master local[2])"
+    assert record.metrics["candidate"]["ndcg@10"] > record.metrics["baselineWithoutSeen"]["ndcg@10"]
+    assert len(record.metrics["search"]["trials"]) == 2
+    assert ServingState.objects.get().control_version == "v1.0.0"
+    # Served like any ALS version: a known rider gets a personal list, not the popularity list.
+    riders = {document["userId"] for document in raw_event_collection().find({"type": "book"}).limit(50)}
+    bodies = [api_client.get("/recommendations", {"userId": rider, "limit": 5}).json() for rider in sorted(riders)]
+    served = [body for body in bodies if body["modelVersion"] == "v1.0.0"]
+    assert served and all(len(body["recommendations"]) == 5 for body in served)
+    popular = api_client.get("/recommendations", {"userId": "brand-new-rider", "limit": 5}).json()["recommendations"]
+    assert any(body["recommendations"] != popular for body in served)
+    assert _left_behind(spark_env) == []
+
+
+def test_an_unreachable_master_publishes_nothing(spark_env: Path) -> None:
+    master = f"spark://127.0.0.1:{free_port()}"
+    with override_settings(SPARK_MASTER=master), pytest.raises(CommandError) as failed:
+        train("--trials", "1")
+    assert f"training failed (spark_unreachable): The Spark master {master} is not reachable" in str(failed.value)
+    assert not ModelVersion.objects.exists() and _left_behind(spark_env) == []
+
+
+def test_a_missing_java_runtime_is_named(spark_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("JAVA_HOME", str(spark_env / "no-java"))
+    with pytest.raises(CommandError, match=r"spark_no_java.*openjdk-17-jre-headless"):
+        train("--trials", "1")
+    assert not ModelVersion.objects.exists()
+
+
+def test_a_failed_spark_job_leaves_nothing_behind(spark_env: Path) -> None:
+    with pytest.raises(CommandError) as failed:
+        train("--trials", "1", "--param", "factors=0")
+    assert "training failed (spark_failed): The Spark job failed on local[2]" in str(failed.value)
+    assert not ModelVersion.objects.exists() and _left_behind(spark_env) == []
+
+
+def test_skips_only_leave_nothing_to_train_on(spark_env: Path) -> None:
+    raw_event_collection().update_many({}, {"$set": {"type": "skip"}})
+    with pytest.raises(CommandError, match=r"training failed \(no_interactions\)"):
+        train("--trials", "1")
+
+
+def test_the_spark_engine_fits_als_only(spark_env: Path) -> None:
+    with pytest.raises(CommandError, match="the Spark engine fits ALS"):
+        train("--algorithm", "ease")
