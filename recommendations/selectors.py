@@ -9,7 +9,7 @@ from django.db import connections
 from pymongo.collection import Collection
 from pymongo.cursor import Cursor
 
-from core.recommender.pairs import PairRecord
+from core.recommender.pairs import LEVELS, TEST, TRAIN, VALIDATION, PairRecord
 from recommendations.models import RawEvent
 from recommendations.runtime import trace_writer
 from tracing.selectors import prediction_trace_exists
@@ -65,58 +65,89 @@ def training_events_scan(*, start: datetime, end: datetime, batch_size: int = 20
     return sum(1 for _ in _training_cursor(start=start, end=end, batch_size=batch_size))
 
 
-def _decayed_sum(kind: str, reference: datetime, half_life_days: float) -> dict[str, Any]:
-    # 2 ** ((ts - newest) / half-life): an event counts half as much for every half-life before the newest one.
-    exponent = {"$divide": [{"$subtract": ["$ts", reference]}, half_life_days * 86_400_000]}
-    return {"$sum": {"$cond": [{"$eq": ["$type", kind]}, {"$pow": [2.0, exponent]}, 0.0]}}
+def _level_stages(fraction: float) -> list[dict[str, Any]]:
+    """Number each rider's events from the newest, then give each its hold-out level (core.recommender.pairs)."""
+    newest_first = {
+        "partitionBy": "$userId",
+        "sortBy": {"ts": -1},
+        "output": {
+            "newest": {"$documentNumber": {}},
+            "total": {"$count": {}, "window": {"documents": ["unbounded", "unbounded"]}},
+        },
+    }
+    held = {"$floor": {"$multiply": ["$total", fraction]}}
+    validation = {"$floor": {"$multiply": [{"$subtract": ["$total", "$held"]}, fraction]}}
+    level = {
+        "$switch": {
+            "branches": [
+                {"case": {"$lte": ["$newest", "$held"]}, "then": TEST},
+                {"case": {"$lte": [{"$subtract": ["$newest", "$held"]}, validation]}, "then": VALIDATION},
+            ],
+            "default": TRAIN,
+        }
+    }
+    return [{"$setWindowFields": newest_first}, {"$set": {"held": held}}, {"$set": {"level": level}}]
+
+
+def _cell(level: int, kind: str) -> dict[str, Any]:
+    return {"$and": [{"$eq": ["$level", level]}, {"$eq": ["$type", kind]}]}
 
 
 def _pairs_pipeline(
-    *, start: datetime, end: datetime, reference: datetime, half_lives: Sequence[float]
+    *, start: datetime, end: datetime, reference: datetime, half_lives: Sequence[float], fraction: float
 ) -> list[dict[str, Any]]:
     group: dict[str, Any] = {"_id": {"u": "$userId", "i": "$itemId"}, "last": {"$max": "$ts"}}
-    for kind in TRAINING_EVENT_TYPES:
-        group[f"n_{kind}"] = {"$sum": {"$cond": [{"$eq": ["$type", kind]}, 1, 0]}}
-        for index, half_life in enumerate(half_lives):
-            group[f"d{index}_{kind}"] = _decayed_sum(kind, reference, half_life)
+    for level in LEVELS:
+        for kind in TRAINING_EVENT_TYPES:
+            group[f"n{level}_{kind}"] = {"$sum": {"$cond": [_cell(level, kind), 1, 0]}}
+            for index, half_life in enumerate(half_lives):
+                # 2 ** ((ts - newest) / half-life): an event counts half as much for every half-life before the newest.
+                exponent = {"$divide": [{"$subtract": ["$ts", reference]}, half_life * 86_400_000]}
+                weight = {"$cond": [_cell(level, kind), {"$pow": [2.0, exponent]}, 0.0]}
+                group[f"d{index}_{level}_{kind}"] = {"$sum": weight}
     match = {"ts": {"$gte": start, "$lt": end}, "type": {"$in": list(TRAINING_EVENT_TYPES)}}
-    return [{"$match": match}, {"$group": group}]
+    return [{"$match": match}, *_level_stages(fraction), {"$group": group}]
 
 
 def _newest_event(*, start: datetime, end: datetime) -> datetime | None:
     match = {"ts": {"$gte": start, "$lt": end}, "type": {"$in": list(TRAINING_EVENT_TYPES)}}
-    newest = raw_event_collection().find(match, projection={"_id": 0, "ts": 1}).sort("ts", -1).limit(1)
-    for document in newest:
+    for document in raw_event_collection().find(match, projection={"_id": 0, "ts": 1}).sort("ts", -1).limit(1):
         ts: datetime = document["ts"]
         return ts
     return None
 
 
-def training_pairs_iter(
-    *, start: datetime, end: datetime, half_lives: Sequence[float], batch_size: int = 20_000
-) -> Iterator[PairRecord]:
-    """Stream the interaction events of [start, end) summed per (rider, item) by one aggregation in the database.
+def _pair_record(document: dict[str, Any], half_lives: Sequence[float]) -> PairRecord:
+    cells = [(level, kind) for level in LEVELS for kind in TRAINING_EVENT_TYPES]
+    counts = {(level, kind): int(document[f"n{level}_{kind}"]) for level, kind in cells}
+    decayed = {
+        half_life: {(level, kind): float(document[f"d{index}_{level}_{kind}"]) for level, kind in cells}
+        for index, half_life in enumerate(half_lives)
+    }
+    key = document["_id"]
+    return PairRecord(key["u"], key["i"], counts, decayed, int(document["last"]))
 
-    `$match` on the window, then `$group` by rider and item: on a sharded cluster both run on the shards and only the
-    pairs cross the network. Decay is relative to the window's newest event, as the single-machine trainer's.
+
+def training_pairs_iter(
+    *, start: datetime, end: datetime, half_lives: Sequence[float], fraction: float, batch_size: int = 2_000
+) -> Iterator[PairRecord]:
+    """Stream the interaction events of [start, end) summed per (rider, item) and hold-out level, by one aggregation.
+
+    `$match` on the window, `$setWindowFields` numbering each rider's events from the newest (partitioned by rider),
+    then `$group` by rider and item: on a cluster sharded by rider all three run on the shards and only the pairs
+    cross the network. Decay is relative to the window's newest event, as the single-machine trainer's.
     """
     reference = _newest_event(start=start, end=end)
     if reference is None:
         return
-    pipeline = _pairs_pipeline(start=start, end=end, reference=reference, half_lives=half_lives)
+    pipeline = _pairs_pipeline(start=start, end=end, reference=reference, half_lives=half_lives, fraction=fraction)
     cursor = (
         raw_event_collection()
         .with_options(codec_options=_MS_CODEC)
         .aggregate(pipeline, allowDiskUse=True, batchSize=batch_size)
     )
     for document in cursor:
-        counts = {kind: int(document[f"n_{kind}"]) for kind in TRAINING_EVENT_TYPES}
-        decayed = {
-            half_life: {kind: float(document[f"d{index}_{kind}"]) for kind in TRAINING_EVENT_TYPES}
-            for index, half_life in enumerate(half_lives)
-        }
-        key = document["_id"]
-        yield PairRecord(key["u"], key["i"], counts, decayed, int(document["last"]))
+        yield _pair_record(document, half_lives)
 
 
 def request_id_in_use(*, request_id: str) -> bool:

@@ -139,9 +139,10 @@ def _read(start: datetime, end: datetime, progress: Progress | None) -> Training
     return builder.build()
 
 
-def _read_pairs(start: datetime, end: datetime, fixed: dict[str, Any], progress: Progress | None) -> Pairs:
-    builder = PairsBuilder(half_lives_needed(fixed))
-    for pair in training_pairs_iter(start=start, end=end, half_lives=half_lives_needed(fixed)):
+def _read_pairs(span: "_Span", fixed: dict[str, Any], fraction: float, progress: Progress | None) -> Pairs:
+    half_lives = half_lives_needed(fixed)
+    builder = PairsBuilder(half_lives)
+    for pair in training_pairs_iter(start=span.start, end=span.end, half_lives=half_lives, fraction=fraction):
         builder.add(pair)
         if progress and len(builder) % PROGRESS_EVERY == 0:
             progress(len(builder))
@@ -239,7 +240,7 @@ def _spark_run(
 ) -> TrainingOutcome:
     """The window summed per (rider, item) in the database, then searched, judged and fitted on Spark."""
     clock = time.monotonic()
-    pairs = _read_pairs(span.start, span.end, request.params, progress)
+    pairs = _read_pairs(span, request.params, search.holdout_fraction, progress)
     report.timings["read"] = round(time.monotonic() - clock, 3)
     if len(pairs) == 0:
         raise _no_events(span)

@@ -1,14 +1,15 @@
 """Choose, judge and fit an ALS recommender from interactions summed per (rider, item), with the fit itself handed to
 an engine (Spark MLlib): the distributed counterpart of core.recommender.training.
 
-Each rider's newest items (by their last event) are held out for the gate. The search sees only the rest: it holds
-out each rider's newest items of that again, tries parameters and exclusion rules there, and keeps the best. The
-chosen recipe is refitted without the held-out items and scored on them against the popularity baselines computed
-from the same pairs; the published model learns from all pairs.
+The same per-user hold-out as the single-machine trainer, read from the pairs' levels: each rider's newest events
+(TEST) judge the gate; the search fits on TRAIN and scores the newest of the rest (VALIDATION), trying parameters
+and exclusion rules; the chosen recipe is refitted on TRAIN and VALIDATION and scored on TEST against the popularity
+baselines of the same events; the published model learns from all of them. (The single-machine search also scores a
+chronological validation; summed pairs carry no event times to split on.)
 """
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ import numpy as np
 
 from core.recommender.algorithms import ALSModel, PopularityModel, PopularityWithoutSeenModel
 from core.recommender.evaluation import UserScores, score_relevant, summary
-from core.recommender.pairs import KINDS, Pairs, pair_holdout, relevant_pairs
+from core.recommender.pairs import ALL_LEVELS, GATE_FIT, KINDS, SEARCH_FIT, TEST, VALIDATION, Pairs
 from core.recommender.training import (
     COMMON_SPACE,
     EXCLUSION_RULES,
@@ -63,48 +64,32 @@ def half_lives_needed(fixed: dict[str, Any]) -> tuple[float, ...]:
     return SEARCH_HALF_LIVES
 
 
-def _popularity(pairs: Pairs) -> np.ndarray:
-    return np.asarray(pairs.matrix().sum(axis=0)).ravel().astype(np.float32)
+def _popularity(pairs: Pairs, levels: Sequence[int]) -> np.ndarray:
+    return np.asarray(pairs.matrix(levels=levels).sum(axis=0)).ravel().astype(np.float32)
 
 
-def als_fit_pairs(pairs: Pairs, params: dict[str, Any], fit: FactorFitter) -> tuple[ALSModel, Factors]:
-    """An ALS model fitted by the engine on the pairs, with the serving pieces the single-machine ALS has."""
+def als_fit_pairs(
+    pairs: Pairs, params: dict[str, Any], fit: FactorFitter, *, levels: Sequence[int] = ALL_LEVELS
+) -> tuple[ALSModel, Factors]:
+    """An ALS model fitted by the engine on the pairs' `levels`, with the serving pieces the single-machine ALS has."""
     options = {name: value for name, value in params.items() if name != "exclude"}
-    values = pairs.weights(weights=options.get("weights"), half_life_days=options.get("half_life_days"))
-    factors = fit(pairs, values, {"iterations": ENGINE_ALS_ITERATIONS, "seed": 0, **options})
     exclude = sorted(params.get("exclude", []))
     unknown = sorted(set(exclude) - set(KINDS))
     if unknown:
         raise ValueError(f"exclude names unknown event types {unknown}; choose from {', '.join(KINDS)}")
+    values = pairs.weights(levels=levels, weights=options.get("weights"), half_life_days=options.get("half_life_days"))
+    fitted = {"iterations": ENGINE_ALS_ITERATIONS, "seed": 0, **options}
+    factors = fit(pairs, values, fitted)
     model = ALSModel(
         item_ids=list(pairs.item_ids),
         user_ids=list(pairs.user_ids),
-        popularity=_popularity(pairs),
-        excluded=pairs.seen(exclude),
-        params={"iterations": ENGINE_ALS_ITERATIONS, "seed": 0, **options, "exclude": exclude},
+        popularity=_popularity(pairs, levels),
+        excluded=pairs.seen(exclude, levels=levels),
+        params={**fitted, "exclude": exclude},
         user_factors=factors.users,
         item_factors=factors.items,
     )
     return model, factors
-
-
-def _train_events(pairs: Pairs) -> dict[str, int]:
-    per_user = np.bincount(pairs.users, weights=pairs.counts.sum(axis=1), minlength=len(pairs.user_ids))
-    return dict(zip(pairs.user_ids, per_user.astype(np.int64).tolist(), strict=True))
-
-
-@dataclass(frozen=True)
-class _Held:
-    """A split of pairs: what trains, and each scored rider's relevant held-out items."""
-
-    train: Pairs
-    relevant: dict[str, set[str]]
-    method: str
-
-
-def _held(pairs: Pairs, fraction: float) -> _Held:
-    held, method = pair_holdout(pairs, fraction)
-    return _Held(pairs.subset(~held), relevant_pairs(pairs.subset(held)), method)
 
 
 def _sampled(relevant: dict[str, set[str]], rng: np.random.Generator) -> dict[str, set[str]]:
@@ -114,12 +99,12 @@ def _sampled(relevant: dict[str, set[str]], rng: np.random.Generator) -> dict[st
     return {user: relevant[user] for user in chosen.tolist()}
 
 
-def _search(request: SearchRequest, validation: _Held, fit: FactorFitter, clock: Clock) -> dict[str, Any]:
+def _search(request: SearchRequest, pairs: Pairs, fit: FactorFitter, clock: Clock) -> dict[str, Any]:
     rng = np.random.default_rng(request.seed)
-    relevant = _sampled(validation.relevant, rng)
-    train_events = _train_events(validation.train)
+    relevant = _sampled(pairs.relevant(VALIDATION), rng)
+    train_events = pairs.user_events(SEARCH_FIT)
     rules = [tuple(request.fixed["exclude"])] if "exclude" in request.fixed else list(EXCLUSION_RULES)
-    seen = {kinds: validation.train.seen(kinds) for kinds in rules}
+    seen = {kinds: pairs.seen(kinds, levels=SEARCH_FIT) for kinds in rules}
     fixed = {name: value for name, value in request.fixed.items() if name != "exclude"}
     started, stopped = clock(), "space"
     trials: list[dict[str, Any]] = []
@@ -128,22 +113,12 @@ def _search(request: SearchRequest, validation: _Held, fit: FactorFitter, clock:
             stopped = "trials" if len(trials) >= request.max_trials else "budget"
             break
         clock_trial = clock()
-        model, _ = als_fit_pairs(validation.train, params, fit)
-        scores = {
-            ",".join(kinds): {
-                "holdout": round(
-                    float(
-                        score_relevant(model.with_exclusion(seen[kinds], kinds), relevant, train_events, k=K)
-                        .metrics["ndcg@10"]
-                        .mean()
-                    ),
-                    6,
-                )
-            }
-            for kinds in rules
-        }
-        for figures in scores.values():
-            figures["score"] = figures["holdout"]
+        model, _ = als_fit_pairs(pairs, params, fit, levels=SEARCH_FIT)
+        scores: dict[str, dict[str, float]] = {}
+        for kinds in rules:
+            scored = score_relevant(model.with_exclusion(seen[kinds], kinds), relevant, train_events, k=K)
+            value = round(float(scored.metrics["ndcg@10"].mean()), 6)
+            scores[",".join(kinds)] = {"holdout": value, "score": value}
         trials.append(
             {
                 "algorithm": "als",
@@ -156,29 +131,32 @@ def _search(request: SearchRequest, validation: _Held, fit: FactorFitter, clock:
         ((trial, rule, figures["score"]) for trial in trials for rule, figures in trial["ndcg@10ByExclusion"].items()),
         key=lambda entry: entry[2],
     )
-    params = {**trial["params"], "exclude": [kind for kind in rule.split(",") if kind]}
     return {
-        "method": f"on the training part, at most {VALIDATION_RIDERS} riders: {validation.method}",
+        "method": f"on the training part, at most {VALIDATION_RIDERS} riders: each rider's newest "
+        f"{request.holdout_fraction:.0%} of the rest held out; the score is its NDCG@10",
         "budgetSeconds": request.budget_seconds,
         "maxTrials": request.max_trials,
         "seed": request.seed,
         "stoppedBy": stopped,
         "seconds": round(clock() - started, 3),
         "trials": trials,
-        "chosen": {"algorithm": "als", "params": params, "score": round(value, 6)},
+        "chosen": {
+            "algorithm": "als",
+            "params": {**trial["params"], "exclude": [kind for kind in rule.split(",") if kind]},
+            "score": round(value, 6),
+        },
     }
 
 
 def _baseline_scores(
-    train: _Held, relevant: dict[str, set[str]], train_events: dict[str, int]
+    pairs: Pairs, relevant: dict[str, set[str]], train_events: dict[str, int]
 ) -> dict[str, UserScores]:
-    pairs = train.train
-    popularity = PopularityModel(item_ids=list(pairs.item_ids), scores=_popularity(pairs))
+    popularity = PopularityModel(item_ids=list(pairs.item_ids), scores=_popularity(pairs, GATE_FIT))
     without_seen = PopularityWithoutSeenModel(
         item_ids=list(pairs.item_ids),
         user_ids=list(pairs.user_ids),
         popularity=popularity.scores,
-        excluded=pairs.seen(KINDS),
+        excluded=pairs.seen(KINDS, levels=GATE_FIT),
         params={"exclude": sorted(KINDS), "weights": None, "half_life_days": None},
     )
     return {
@@ -190,25 +168,23 @@ def _baseline_scores(
 def train_and_evaluate_pairs(
     pairs: Pairs, *, request: SearchRequest, fit: FactorFitter, clock: Clock = time.monotonic
 ) -> tuple[TrainingOutcome, Factors]:
-    """Search on validation, score the chosen recipe on the held-out items against the baselines, then fit it on all
-    pairs. Returns the outcome and what the engine said about the final fit."""
-    holdout = _held(pairs, request.holdout_fraction)
-    if not holdout.relevant or len(holdout.train) == 0:
-        raise ValueError("too few items per rider to hold any out: the evaluation needs riders with several items")
-    validation = _held(holdout.train, request.holdout_fraction)
-    if not validation.relevant:
-        raise ValueError("too few items per rider to validate on: the search needs riders with several items")
-    searched = _search(request, validation, fit, clock)
+    """Search on validation, score the chosen recipe on the held-out events against the baselines, then fit it on all
+    events. Returns the outcome and what the engine said about the final fit."""
+    relevant = pairs.relevant(TEST)
+    if not relevant or not pairs.relevant(VALIDATION):
+        raise ValueError("too few events per rider to hold any out: the evaluation needs riders with several events")
+    searched = _search(request, pairs, fit, clock)
     chosen = searched["chosen"]["params"]
-    train_events = _train_events(holdout.train)
-    candidate_model, _ = als_fit_pairs(holdout.train, chosen, fit)
-    candidate = score_relevant(candidate_model, holdout.relevant, train_events, k=K)
-    baselines = _baseline_scores(holdout, holdout.relevant, train_events)
+    train_events = pairs.user_events(GATE_FIT)
+    candidate_model, _ = als_fit_pairs(pairs, chosen, fit, levels=GATE_FIT)
+    candidate = score_relevant(candidate_model, relevant, train_events, k=K)
+    baselines = _baseline_scores(pairs, relevant, train_events)
     gate = gate_against(candidate, baselines, request.margin, request.seed)
     reported = summary(candidate, seed=request.seed)
     metrics: dict[str, Any] = {
         "k": K,
-        "method": holdout.method,
+        "method": f"per-user temporal hold-out: fit on each rider's events but their newest "
+        f"{request.holdout_fraction:.0%}, score the plays and books among those",
         "candidate": reported,
         "baseline": summary(baselines["popularity"], seed=request.seed),
         "baselineWithoutSeen": summary(baselines["popularityWithoutSeen"], seed=request.seed),
@@ -216,7 +192,7 @@ def train_and_evaluate_pairs(
         "ndcgLiftVsBaseline": lift(reported["ndcg@10"], float(baselines[gate["baseline"]].metrics["ndcg@10"].mean())),
         "chronological": {
             "method": "chronological split",
-            "skipped": "the engine reads events summed per rider and item, so the events are not split by time",
+            "skipped": "the engine reads events summed per rider and item, so there are no event times to split on",
         },
         "search": searched,
     }
@@ -226,8 +202,8 @@ def train_and_evaluate_pairs(
         "pairs": len(pairs),
         "users": len(pairs.user_ids),
         "items": len(pairs.item_ids),
-        "trainPairs": len(holdout.train),
-        "testPairs": len(pairs) - len(holdout.train),
+        "trainEvents": int(pairs.counts[:, list(GATE_FIT), :].sum()),
+        "testEvents": int(pairs.counts[:, TEST, :].sum()),
         "evaluatedUsers": reported["users"],
     }
     return TrainingOutcome(model=model, metrics=metrics, counts=counts), factors

@@ -1,8 +1,8 @@
 """The trainer's input summed per (rider, item) in the database equals the same sums computed from the events.
 
 Randomized events on the embedded server, including events on the window's edges, events outside it or of other
-types, and riders with a single event; the reference is the single-machine path (every event read, then
-core.recommender.interactions).
+types, and riders with a single event; the references are the single-machine path (every event read, then
+core.recommender.interactions and the evaluation's own per-user hold-out).
 """
 
 from datetime import UTC, datetime, timedelta
@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from core.recommender.interactions import EVENT_CODES, interaction_matrix, seen_matrix
-from core.recommender.pairs import PairRecord, Pairs, PairsBuilder, pair_holdout
+from core.recommender.evaluation import relevant_by_user, user_holdout_split
+from core.recommender.interactions import EVENT_CODES, Interactions, interaction_matrix, seen_matrix
+from core.recommender.pairs import TEST, TRAIN, VALIDATION, Pairs, PairsBuilder, pairs_from_interactions
 from core.recommender.training_data import InteractionsBuilder
 from recommendations.selectors import raw_event_collection, training_events_iter, training_pairs_iter
 
@@ -21,24 +22,26 @@ pytestmark = pytest.mark.django_db
 START = datetime(2026, 9, 1, tzinfo=UTC)
 END = datetime(2026, 10, 1, tzinfo=UTC)
 HALF_LIVES = (180.0, 30.0, 0.5)
+FRACTION = 0.2
 WEIGHTS = [None, {"view": 1.0, "play": 1.0, "book": 1.0}, {"view": 0.0, "play": 2.0, "book": 5.0, "skip": -4.0}]
+ALL = (TRAIN, VALIDATION, TEST)
 
 
 def _random_events(seed: int) -> list[dict[str, Any]]:
     rng = np.random.default_rng(seed)
     kinds = [*EVENT_CODES, "exposure"]
     span_ms = int((END - START).total_seconds() * 1000)
-    events = []
-    for _ in range(400):
-        offset = int(rng.integers(-span_ms // 10, span_ms + span_ms // 10))
-        events.append(
-            {
-                "userId": f"u{rng.integers(0, 25)}",
-                "itemId": f"i{rng.integers(0, 12)}",
-                "type": kinds[int(rng.integers(0, len(kinds)))],
-                "ts": START + timedelta(milliseconds=offset),
-            }
-        )
+    # Distinct times: which of two simultaneous events is "newer" is the database's choice, not a property.
+    offsets = rng.permutation(np.unique(rng.integers(-span_ms // 10, span_ms + span_ms // 10, size=600)))
+    events = [
+        {
+            "userId": f"u{rng.integers(0, 25)}",
+            "itemId": f"i{rng.integers(0, 12)}",
+            "type": kinds[int(rng.integers(0, len(kinds)))],
+            "ts": START + timedelta(milliseconds=int(offset)),
+        }
+        for offset in offsets
+    ]
     # On the edges: the window's first instant is in it, its end is not; and riders with one event each.
     events += [
         {"userId": "edge", "itemId": "i0", "type": "book", "ts": START},
@@ -50,21 +53,25 @@ def _random_events(seed: int) -> list[dict[str, Any]]:
     return events
 
 
-def _both(events: list[dict[str, Any]]) -> tuple[Pairs, Any]:
+def _both(events: list[dict[str, Any]]) -> tuple[Pairs, Interactions]:
     raw_event_collection().delete_many({})
     raw_event_collection().insert_many([dict(event) for event in events])
     pairs = PairsBuilder(HALF_LIVES)
-    pairs.add_all(training_pairs_iter(start=START, end=END, half_lives=HALF_LIVES, batch_size=7))
+    pairs.add_all(training_pairs_iter(start=START, end=END, half_lives=HALF_LIVES, fraction=FRACTION, batch_size=7))
     each = InteractionsBuilder()
     each.add_all(training_events_iter(start=START, end=END))
     return pairs.build(), each.build().interactions
 
 
-def _aligned(matrix: sp.csr_matrix, users: list[str], items: list[str], to_users: list[str], to_items: list[str]):
-    """`matrix` with its rows and columns put in the order of `to_users` and `to_items`."""
-    rows = np.array([users.index(user) for user in to_users])
-    columns = np.array([items.index(item) for item in to_items])
+def _dense(matrix: sp.csr_matrix, pairs: Pairs, events: Interactions) -> np.ndarray:
+    """A pairs-side matrix with its rows and columns in the events' user and item order."""
+    rows = np.array([pairs.user_ids.index(user) for user in events.user_ids])
+    columns = np.array([pairs.item_ids.index(item) for item in events.item_ids])
     return matrix.tocsr()[rows][:, columns].toarray()
+
+
+def _close(got: np.ndarray, expected: np.ndarray) -> None:
+    np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -75,37 +82,58 @@ def test_pairs_from_the_pipeline_give_the_matrices_of_the_events(seed: int) -> N
     for weights in WEIGHTS:
         for half_life in (None, *HALF_LIVES):
             expected = interaction_matrix(events, weights=weights, half_life_days=half_life).toarray()
-            got = _aligned(
-                pairs.matrix(weights=weights, half_life_days=half_life),
-                pairs.user_ids,
-                pairs.item_ids,
-                events.user_ids,
-                events.item_ids,
-            )
-            np.testing.assert_allclose(got, expected, rtol=2e-5, atol=1e-6)
+            _close(_dense(pairs.matrix(weights=weights, half_life_days=half_life), pairs, events), expected)
     for kinds in [(), ("book",), ("book", "play"), tuple(EVENT_CODES)]:
         expected = seen_matrix(events, kinds).toarray()
-        got = _aligned(pairs.seen(kinds), pairs.user_ids, pairs.item_ids, events.user_ids, events.item_ids)
-        np.testing.assert_array_equal(got, expected)
+        np.testing.assert_array_equal(_dense(pairs.seen(kinds), pairs, events), expected)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_the_levels_are_the_per_user_holdout_of_the_single_machine_trainer(seed: int) -> None:
+    pairs, events = _both(_random_events(seed))
+    gate = user_holdout_split(events, FRACTION)
+    search = user_holdout_split(gate.train, FRACTION)
+    assert pairs.relevant(TEST) == relevant_by_user(gate.test)
+    assert pairs.relevant(VALIDATION) == relevant_by_user(search.test)
+    for levels, part in (((TRAIN, VALIDATION), gate.train), ((TRAIN,), search.train)):
+        for weights in WEIGHTS:
+            expected = interaction_matrix(part, weights=weights).toarray()
+            _close(_dense(pairs.matrix(levels=levels, weights=weights), pairs, events), expected)
+        expected_seen = seen_matrix(part, ("book",)).toarray()
+        np.testing.assert_array_equal(_dense(pairs.seen(("book",), levels=levels), pairs, events), expected_seen)
+    counts = np.bincount(gate.train.users, minlength=len(events.user_ids))
+    assert pairs.user_events((TRAIN, VALIDATION)) == dict(zip(events.user_ids, counts.tolist(), strict=True))
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_the_in_memory_sums_equal_the_pipeline(seed: int) -> None:
+    pairs, events = _both(_random_events(seed))
+    memory = pairs_from_interactions(events, HALF_LIVES, FRACTION)
+    assert len(memory) == len(pairs)
+    for levels in ((TRAIN,), (TRAIN, VALIDATION), ALL, (TEST,)):
+        for half_life in (None, *HALF_LIVES):
+            expected = memory.matrix(levels=levels, half_life_days=half_life)
+            expected_dense = _dense(expected, memory, events)
+            _close(_dense(pairs.matrix(levels=levels, half_life_days=half_life), pairs, events), expected_dense)
 
 
 def test_the_window_edges_and_single_event_riders() -> None:
-    pairs, _ = _both(_random_events(4))
+    pairs, _ = _both(_random_events(8))
     by_pair = {
-        (pairs.user_ids[user], pairs.item_ids[item]): (counts.tolist(), last)
+        (pairs.user_ids[user], pairs.item_ids[item]): (counts.sum(axis=0).tolist(), last)
         for user, item, counts, last in zip(pairs.users, pairs.items, pairs.counts, pairs.last, strict=True)
     }
     assert by_pair[("edge", "i0")] == ([0, 0, 1, 0], int(START.timestamp()))
     assert ("edge", "i1") not in by_pair
-    assert by_pair[("single-a", "i3")][0] == [0, 1, 0, 0]
-    assert by_pair[("single-b", "new-item")][0] == [0, 0, 0, 1]
+    # A rider with one event keeps it for training: nothing of theirs is held out.
+    single_a = pairs.user_ids.index("single-a")
+    assert pairs.counts[pairs.users == single_a].tolist() == [[[0, 1, 0, 0], [0, 0, 0, 0], [0, 0, 0, 0]]]
     # A skip alone leaves nothing to learn from: the pair is read but has no weight in the matrix.
-    single_b = pairs.user_ids.index("single-b")
-    assert pairs.matrix()[single_b].nnz == 0
+    assert pairs.matrix()[pairs.user_ids.index("single-b")].nnz == 0
 
 
 def test_each_pair_keeps_its_newest_event_time() -> None:
-    events = _random_events(5)
+    events = _random_events(9)
     pairs, _ = _both(events)
     newest: dict[tuple[str, str], int] = {}
     for event in events:
@@ -121,15 +149,4 @@ def test_each_pair_keeps_its_newest_event_time() -> None:
 
 def test_an_empty_window_gives_no_pairs() -> None:
     raw_event_collection().delete_many({})
-    assert list(training_pairs_iter(start=START, end=END, half_lives=HALF_LIVES)) == []
-
-
-def test_the_holdout_keeps_each_riders_newest_items() -> None:
-    builder = PairsBuilder(())
-    for index in range(10):
-        builder.add(PairRecord("many", f"i{index}", {"play": 1}, {}, 1_000_000 + index * 1000))
-    builder.add(PairRecord("one", "i0", {"play": 1}, {}, 5_000_000))
-    pairs = builder.build()
-    held, _ = pair_holdout(pairs, 0.2)
-    held_items = sorted(pairs.item_ids[item] for item in pairs.items[held])
-    assert held_items == ["i8", "i9"]  # the rider with one item keeps it for training
+    assert list(training_pairs_iter(start=START, end=END, half_lives=HALF_LIVES, fraction=FRACTION)) == []
