@@ -179,6 +179,23 @@ def test_trainer_container_publishes_a_new_version_into_the_mount_and_registers_
     assert record["artifactUri"] == f"file:///artifacts/{version}"
 
 
+def test_trainer_container_trains_with_the_spark_engine(
+    podman: Podman, train_image: BuiltImage, served_database: ServedDatabase, artifacts: Path
+) -> None:
+    args = ("--engine", "spark", "--lookback-days", "20", "--trials", "1", "--json")
+    code, stdout, stderr = run_trainer(podman, train_image, served_database, artifacts, served_database.name, *args)
+    assert code == 0, stderr[-4000:]
+    report = json.loads(stdout.strip().splitlines()[-1])
+    assert report["algorithm"] == "als"
+    assert report["metrics"]["engine"] == {"engine": "spark", "sparkVersion": "4.3.0", "master": "local[2]"}
+    assert report["provenance"]["sources"]["trainingEngine"] == "spark 4.3.0 (master local[2])"
+    assert sorted(path.name for path in (artifacts / report["version"]).iterdir()) == [
+        "arrays.npz",
+        "metadata.json",
+        "model.json",
+    ]
+
+
 def test_trainer_container_passes_arguments_through_and_fails_loudly(
     podman: Podman, train_image: BuiltImage, served_database: ServedDatabase, artifacts: Path
 ) -> None:
