@@ -283,7 +283,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "filters": {"no_py4j_traces": {"()": "common.logs.DropPy4JCallTraces"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["no_py4j_traces"]}},
     "root": {"handlers": ["console"], "level": env_str("DJANGO_LOG_LEVEL", "INFO")},
-    "loggers": {"pymongo": {"level": "WARNING"}},
+    # py4j (the trainer's bridge to Spark) logs each closed connection, and the trace of every failed call, at INFO.
+    "loggers": {"pymongo": {"level": "WARNING"}, "py4j": {"level": "CRITICAL"}},
 }

@@ -2,6 +2,11 @@
 and served through the same paths as the single-machine trainer's; every fault ends with a message and no trace."""
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from io import StringIO
 from pathlib import Path
 from typing import Any
@@ -9,12 +14,14 @@ from typing import Any
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.test import override_settings
 from rest_framework.test import APIClient
 
 from recommendations.selectors import raw_event_collection
 from registry.models import ModelVersion, ServingState
 from rideease.embedded_db import free_port
+from tests.servers import BASE_DIR
 
 pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 DEMO = ["--users", "300", "--items", "60", "--days", "20", "--events", "8000", "--seed", "11"]
@@ -67,6 +74,64 @@ def test_an_unreachable_master_publishes_nothing(spark_env: Path) -> None:
         train("--trials", "1")
     assert f"training failed (spark_unreachable): The Spark master {master} is not reachable" in str(failed.value)
     assert not ModelVersion.objects.exists() and _left_behind(spark_env) == []
+
+
+def test_a_malformed_master_is_named(spark_env: Path) -> None:
+    with override_settings(SPARK_MASTER="mesos://somewhere:5050"), pytest.raises(CommandError) as failed:
+        train("--trials", "1")
+    assert "training failed (spark_master_invalid): SPARK_MASTER 'mesos://somewhere:5050' is not" in str(failed.value)
+
+
+def _java_child(pid: int) -> int | None:
+    """The JVM that pyspark started under process `pid`, once it runs."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            command = (entry / "cmdline").read_bytes()
+        except (OSError, IndexError, ValueError):
+            continue
+        if b"java" in command and (parent == pid or _java_parent(parent, pid)):
+            return int(entry.name)
+    return None
+
+
+def _java_parent(child: int, ancestor: int) -> bool:
+    try:
+        parent = int(Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    except (OSError, IndexError, ValueError):
+        return False
+    return parent == ancestor
+
+
+def test_a_killed_spark_job_publishes_nothing_and_leaves_nothing(spark_env: Path) -> None:
+    env = {
+        **os.environ,
+        "MONGODB_DB": connection.settings_dict["NAME"],
+        "MODEL_REGISTRY_URI": str(spark_env / "registry-killed"),
+        "SPARK_WORK_URI": str(spark_env / "spark"),
+        "SPARK_MASTER": "local[2]",
+    }
+    command = [sys.executable, "manage.py", "train", "--engine", "spark", "--lookback-days", "20", "--trials", "5"]
+    process = subprocess.Popen(
+        command, cwd=BASE_DIR, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    deadline = time.monotonic() + 180
+    java = None
+    # Kill Spark's JVM once the run's first export is handed over, in the middle of its fits.
+    while time.monotonic() < deadline and process.poll() is None:
+        java = java or _java_child(process.pid)
+        if java and list((spark_env / "spark").glob("run-*/fit-*")):
+            os.kill(java, signal.SIGKILL)
+            break
+        time.sleep(0.2)
+    assert java is not None, "the trainer never started Spark"
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 1, stderr[-3000:]
+    assert "training failed (spark_failed): " in stderr and "Traceback" not in stderr
+    assert not ModelVersion.objects.exists() and _left_behind(spark_env) == []
+    assert not (spark_env / "registry-killed").exists()
 
 
 def test_a_missing_java_runtime_is_named(spark_env: Path, monkeypatch: pytest.MonkeyPatch) -> None:

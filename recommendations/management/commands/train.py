@@ -96,7 +96,8 @@ class Command(BaseCommand):
             requested_version=options["model_version"],
         )
         started = time.monotonic()
-        bar = tqdm(desc="read events", unit=" events", file=self.stderr, mininterval=1.0)
+        unit = "rider-item pairs" if request.engine == "spark" else "events"
+        bar = tqdm(desc=f"read {unit}", unit=f" {unit}", file=self.stderr, mininterval=1.0)
 
         def progress(read: int) -> None:
             bar.update(read - bar.n)
