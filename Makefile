@@ -61,7 +61,8 @@ pytest: install-dev
 	$(PY) -m pytest
 
 ## make bench: bulk ingest vs insert_many, training vs a bare scan, peak memory, scoring latency, serving under load,
-## the phase summary's looks against a rebuild, the served recommenders on MovieLens; writes docs/BENCHMARKS.md.
+## the phase summary's looks against a rebuild, the served recommenders on MovieLens, the Spark engine against the
+## single-machine trainer (quality, and 1M vs 4M events); writes docs/BENCHMARKS.md.
 bench: install-dev bench-data
 	command -v hey >/dev/null || ($(APT_INSTALL) hey)
 	$(PY) tests/benchmarks/bench_training.py
@@ -71,6 +72,7 @@ bench: install-dev bench-data
 	$(PY) tests/benchmarks/bench_rollups.py
 	$(PY) tests/benchmarks/bench_experiments.py
 	$(PY) tests/benchmarks/bench_movielens.py
+	$(PY) tests/benchmarks/bench_spark.py
 
 MOVIELENS_CSV := var/datasets/movielens-r-cran-dslabs.csv
 
