@@ -69,7 +69,8 @@ def _level_stages(fraction: float) -> list[dict[str, Any]]:
     """Number each rider's events from the newest, then give each its hold-out level (core.recommender.pairs)."""
     newest_first = {
         "partitionBy": "$userId",
-        "sortBy": {"ts": -1},
+        # _id breaks ties in time: insertion order for ObjectIds, so the later of two simultaneous events is newer.
+        "sortBy": {"ts": -1, "_id": -1},
         "output": {
             "newest": {"$documentNumber": {}},
             "total": {"$count": {}, "window": {"documents": ["unbounded", "unbounded"]}},
@@ -98,6 +99,8 @@ def _pairs_pipeline(
 ) -> list[dict[str, Any]]:
     group: dict[str, Any] = {"_id": {"u": "$userId", "i": "$itemId"}, "last": {"$max": "$ts"}}
     for level in LEVELS:
+        # $max skips the nulls: the pair's newest event in this level, if any.
+        group[f"l{level}"] = {"$max": {"$cond": [{"$eq": ["$level", level]}, "$ts", None]}}
         for kind in TRAINING_EVENT_TYPES:
             group[f"n{level}_{kind}"] = {"$sum": {"$cond": [_cell(level, kind), 1, 0]}}
             for index, half_life in enumerate(half_lives):
@@ -106,7 +109,8 @@ def _pairs_pipeline(
                 weight = {"$cond": [_cell(level, kind), {"$pow": [2.0, exponent]}, 0.0]}
                 group[f"d{index}_{level}_{kind}"] = {"$sum": weight}
     match = {"ts": {"$gte": start, "$lt": end}, "type": {"$in": list(TRAINING_EVENT_TYPES)}}
-    return [{"$match": match}, *_level_stages(fraction), {"$group": group}]
+    fields = {"_id": 1, "userId": 1, "itemId": 1, "type": 1, "ts": 1}
+    return [{"$match": match}, {"$project": fields}, *_level_stages(fraction), {"$group": group}]
 
 
 def _newest_event(*, start: datetime, end: datetime) -> datetime | None:
@@ -124,8 +128,9 @@ def _pair_record(document: dict[str, Any], half_lives: Sequence[float]) -> PairR
         half_life: {(level, kind): float(document[f"d{index}_{level}_{kind}"]) for level, kind in cells}
         for index, half_life in enumerate(half_lives)
     }
+    level_last = {level: int(document[f"l{level}"]) for level in LEVELS if document.get(f"l{level}") is not None}
     key = document["_id"]
-    return PairRecord(key["u"], key["i"], counts, decayed, int(document["last"]))
+    return PairRecord(key["u"], key["i"], counts, decayed, int(document["last"]), level_last)
 
 
 def training_pairs_iter(

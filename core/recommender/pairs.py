@@ -6,6 +6,9 @@ user_holdout_split and the single-machine search cut them): TEST, each rider's n
 of the rest; and TRAIN, the others. A pair holds, per level, its count of each event type and the same counts decayed
 for each half-life the search may try, plus its newest event time. Every matrix the models train and are judged on is
 a function of these, so the events themselves never cross the network.
+
+The decayed sums are relative to the window's newest event; each level's newest event time rescales them to the
+newest event of the levels a matrix is made of, which is what the single-machine trainer decays from.
 """
 
 import hashlib
@@ -33,19 +36,21 @@ _WIDTH = len(LEVELS) * len(KINDS)
 @dataclass(frozen=True)
 class PairRecord:
     """One (rider, item) pair as the database sums it: per level, counts per event type and sums decayed by each
-    half-life; and the pair's newest event in milliseconds."""
+    half-life; the pair's newest event in milliseconds, and its newest per level."""
 
     user_id: str
     item_id: str
     counts: dict[tuple[int, str], int]
     decayed: dict[float, dict[tuple[int, str], float]]
     last_ms: int
+    level_last_ms: dict[int, int]
 
 
 @dataclass(frozen=True)
 class Pairs:
     """Pairs as parallel arrays: user and item indices, counts (pairs x levels x kinds), the decayed sums per
-    half-life (same shape), newest Unix second."""
+    half-life (same shape, relative to the newest event of all levels), newest Unix second; and each level's
+    newest event in milliseconds (absent for an empty level)."""
 
     user_ids: list[str]
     item_ids: list[str]
@@ -54,6 +59,7 @@ class Pairs:
     counts: np.ndarray
     decayed: dict[float, np.ndarray]
     last: np.ndarray
+    level_newest_ms: dict[int, int]
     # Order-independent digest of every pair read: the same pairs give the same digest.
     digest: str
 
@@ -81,18 +87,26 @@ class Pairs:
     ) -> np.ndarray:
         """Each pair's value in the training matrix of `levels`: summed event weights, clipped at zero, damped with
         log1p. The same values core.recommender.interactions.interaction_matrix gives for those events (decay is
-        relative to the newest event of all levels)."""
+        relative to the newest of them)."""
         table = EVENT_WEIGHTS if weights is None else {**EVENT_WEIGHTS, **weights}
         per_kind = np.array([table[kind] for kind in KINDS], dtype=np.float64)
         if half_life_days:
             if half_life_days not in self.decayed:
                 raise ValueError(f"the pairs carry no sums decayed with a half-life of {half_life_days} days")
-            source = self.decayed[half_life_days]
+            source = self.decayed[half_life_days] * self._rescale(levels, half_life_days)
         else:
             source = self.counts
         summed: np.ndarray = source[:, list(levels), :].sum(axis=1, dtype=np.float64) @ per_kind
         values: np.ndarray = np.log1p(np.clip(summed, 0.0, None)).astype(np.float32)
         return values
+
+    def _rescale(self, levels: Sequence[int], half_life_days: float) -> float:
+        """2 ** (age of the chosen levels' newest event against the window's newest, in half-lives)."""
+        chosen = [self.level_newest_ms[level] for level in levels if level in self.level_newest_ms]
+        if not chosen:
+            return 1.0
+        age_days = (max(self.level_newest_ms.values()) - max(chosen)) / 86_400_000
+        return float(np.exp2(age_days / half_life_days))
 
     def matrix(
         self,
@@ -144,6 +158,7 @@ class PairsBuilder:
         self._counts = array("i")
         self._decayed = {half_life: array("f") for half_life in self._half_lives}
         self._last = array("q")
+        self._level_newest_ms: dict[int, int] = {}
         self._digest = 0
         self._cells = [(level, kind) for level in LEVELS for kind in KINDS]
 
@@ -157,6 +172,8 @@ class PairsBuilder:
         for half_life in self._half_lives:
             self._decayed[half_life].extend(pair.decayed[half_life].get(cell, 0.0) for cell in self._cells)
         self._last.append(pair.last_ms // 1000)
+        for level, newest in pair.level_last_ms.items():
+            self._level_newest_ms[level] = max(newest, self._level_newest_ms.get(level, newest))
         counts = ",".join(str(pair.counts.get(cell, 0)) for cell in self._cells)
         token = f"{pair.user_id}\x1f{pair.item_id}\x1f{counts}\x1f{pair.last_ms}".encode()
         # A sum of per-pair hashes does not depend on the order the database returns pairs in.
@@ -180,13 +197,15 @@ class PairsBuilder:
                 for half_life, values in self._decayed.items()
             },
             last=np.frombuffer(self._last, dtype=np.int64),
+            level_newest_ms=dict(self._level_newest_ms),
             digest=f"{self._digest:016x}",
         )
 
 
 def holdout_levels(users: np.ndarray, ts: np.ndarray, n_users: int, fraction: float) -> np.ndarray:
     """Each event's level: a rider's newest floor(n * fraction) events are TEST, the newest floor(rest * fraction) of
-    the rest VALIDATION, the others TRAIN (ties in time in stored order), as the database's pipeline cuts them."""
+    the rest VALIDATION, the others TRAIN, as the database's pipeline cuts them. Events at the same time keep their
+    order in `users`/`ts` (the later one counts as newer), as the pipeline's tie-break on `_id` (insertion order)."""
     if not 0 < fraction < 1:
         raise ValueError("the hold-out fraction must be between 0 and 1")
     order = np.lexsort((np.arange(users.shape[0]), ts, users))
@@ -216,6 +235,7 @@ def pairs_from_interactions(data: Interactions, half_lives: Sequence[float], fra
         decayed[half_life] = sums.astype(np.float32)
     last = np.full(unique.shape[0], np.iinfo(np.int64).min, dtype=np.int64)
     np.maximum.at(last, inverse, data.ts)
+    level_newest_ms = {int(level): int(data.ts[levels == level].max()) * 1000 for level in np.unique(levels)}
     return Pairs(
         user_ids=list(data.user_ids),
         item_ids=list(data.item_ids),
@@ -224,5 +244,6 @@ def pairs_from_interactions(data: Interactions, half_lives: Sequence[float], fra
         counts=counts,
         decayed=decayed,
         last=last,
+        level_newest_ms=level_newest_ms,
         digest="",
     )

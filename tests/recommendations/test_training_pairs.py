@@ -90,15 +90,20 @@ def test_pairs_from_the_pipeline_give_the_matrices_of_the_events(seed: int) -> N
 
 @pytest.mark.parametrize("seed", [4, 5])
 def test_the_levels_are_the_per_user_holdout_of_the_single_machine_trainer(seed: int) -> None:
-    pairs, events = _both(_random_events(seed))
+    # Without the edge rider, whose few events are all TRAIN, the window's newest event is held out, so the search's
+    # and the gate's parts decay from an older event than the window's newest.
+    pairs, events = _both([event for event in _random_events(seed) if event["userId"] != "edge"])
     gate = user_holdout_split(events, FRACTION)
     search = user_holdout_split(gate.train, FRACTION)
     assert pairs.relevant(TEST) == relevant_by_user(gate.test)
     assert pairs.relevant(VALIDATION) == relevant_by_user(search.test)
     for levels, part in (((TRAIN, VALIDATION), gate.train), ((TRAIN,), search.train)):
         for weights in WEIGHTS:
-            expected = interaction_matrix(part, weights=weights).toarray()
-            _close(_dense(pairs.matrix(levels=levels, weights=weights), pairs, events), expected)
+            for half_life in (None, *HALF_LIVES):
+                # Decayed from the newest event of the part, as the single-machine search and gate decay.
+                expected = interaction_matrix(part, weights=weights, half_life_days=half_life).toarray()
+                got = pairs.matrix(levels=levels, weights=weights, half_life_days=half_life)
+                _close(_dense(got, pairs, events), expected)
         expected_seen = seen_matrix(part, ("book",)).toarray()
         np.testing.assert_array_equal(_dense(pairs.seen(("book",), levels=levels), pairs, events), expected_seen)
     counts = np.bincount(gate.train.users, minlength=len(events.user_ids))
@@ -115,6 +120,17 @@ def test_the_in_memory_sums_equal_the_pipeline(seed: int) -> None:
             expected = memory.matrix(levels=levels, half_life_days=half_life)
             expected_dense = _dense(expected, memory, events)
             _close(_dense(pairs.matrix(levels=levels, half_life_days=half_life), pairs, events), expected_dense)
+
+
+def test_simultaneous_events_are_held_out_in_the_order_they_were_stored() -> None:
+    instant = START + timedelta(days=10)
+    events = [{"userId": "u", "itemId": f"i{index}", "type": "play", "ts": instant} for index in range(10)]
+    events += [{"userId": "u", "itemId": "older", "type": "play", "ts": instant - timedelta(days=1)}]
+    pairs, data = _both(events)
+    gate = user_holdout_split(data, FRACTION)
+    search = user_holdout_split(gate.train, FRACTION)
+    assert pairs.relevant(TEST) == relevant_by_user(gate.test) == {"u": {"i8", "i9"}}
+    assert pairs.relevant(VALIDATION) == relevant_by_user(search.test) == {"u": {"i7"}}
 
 
 def test_the_window_edges_and_single_event_riders() -> None:
