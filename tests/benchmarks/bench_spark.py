@@ -224,6 +224,9 @@ def _scale(scratch: Path) -> list[dict[str, Any]]:
                 "SPARK_WORK_URI": str(scratch / "spark"),
                 "SPARK_MASTER": MASTER,
                 "PIPELINE_GIT_SHA": "benchmark",
+                # The embedded server answers the driver's heartbeat late while it serves a large read; the default
+                # would take that for an outage and cancel the read.
+                "MONGODB_TIMEOUT_MS": "120000",
             }
             row: dict[str, Any] = {"days": days}
             for engine in ("local", "spark"):
