@@ -90,14 +90,19 @@ class Pairs:
         relative to the newest of them)."""
         table = EVENT_WEIGHTS if weights is None else {**EVENT_WEIGHTS, **weights}
         per_kind = np.array([table[kind] for kind in KINDS], dtype=np.float64)
+        scale = 1.0
         if half_life_days:
             if half_life_days not in self.decayed:
                 raise ValueError(f"the pairs carry no sums decayed with a half-life of {half_life_days} days")
-            source = self.decayed[half_life_days] * self._rescale(levels, half_life_days)
+            source, scale = self.decayed[half_life_days], self._rescale(levels, half_life_days)
         else:
             source = self.counts
-        summed: np.ndarray = source[:, list(levels), :].sum(axis=1, dtype=np.float64) @ per_kind
-        values: np.ndarray = np.log1p(np.clip(summed, 0.0, None)).astype(np.float32)
+        # Level by level over views: one pairs-long vector at a time, never a copy of the pairs' cells.
+        summed = np.zeros(len(self), dtype=np.float64)
+        for level in levels:
+            summed += source[:, level, :] @ per_kind
+        summed *= scale
+        values: np.ndarray = np.log1p(np.clip(summed, 0.0, None, out=summed)).astype(np.float32)
         return values
 
     def _rescale(self, levels: Sequence[int], half_life_days: float) -> float:
@@ -124,7 +129,11 @@ class Pairs:
         columns = [KINDS.index(kind) for kind in kinds]
         if not columns:
             return np.zeros(len(self), dtype=bool)
-        return np.asarray(self.counts[:, list(levels), :][:, :, columns].sum(axis=(1, 2)) > 0)
+        found = np.zeros(len(self), dtype=bool)
+        for level in levels:
+            for column in columns:
+                found |= self.counts[:, level, column] > 0
+        return found
 
     def seen(self, kinds: Sequence[str], *, levels: Sequence[int] = ALL_LEVELS) -> sp.csr_matrix:
         """Users x items matrix with a 1 where the rider had an event of one of `kinds` with the item in `levels`."""
@@ -141,7 +150,9 @@ class Pairs:
 
     def user_events(self, levels: Sequence[int]) -> dict[str, int]:
         """Each rider's number of events in `levels` (their activity segment in the evaluation)."""
-        per_pair = self.counts[:, list(levels), :].sum(axis=(1, 2))
+        per_pair = np.zeros(len(self), dtype=np.int64)
+        for level in levels:
+            per_pair += self.counts[:, level, :].sum(axis=1)
         per_user = np.bincount(self.users, weights=per_pair, minlength=len(self.user_ids)).astype(np.int64)
         return dict(zip(self.user_ids, per_user.tolist(), strict=True))
 
