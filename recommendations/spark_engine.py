@@ -2,15 +2,19 @@
 
 Only the trainer uses this module, and pyspark is imported only when a run starts: the web service never loads Spark
 (its image does not even install it). Each run writes under its own folder of SPARK_WORK_URI and removes it at the
-end, whatever happened; an export is written under a temporary name and renamed, so Spark never reads half of one.
+end, whatever happened. Each exported file is written under a temporary name and renamed (a single-object copy on
+S3 or GCS, which have no directory rename), so Spark never reads half of one.
 """
 
+import logging
 import os
 import re
 import shutil
 import socket
 import uuid
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +30,7 @@ from core.errors import ApplicationError
 from core.recommender.pair_training import Factors
 from core.recommender.pairs import Pairs
 
+logger = logging.getLogger(__name__)
 ROW_GROUP = 1_000_000
 CONNECT_TIMEOUT_SECONDS = 5.0
 _LOCAL_MASTER = re.compile(r"^local(\[(\d+|\*)(,\d+)?\])?$")
@@ -83,7 +88,28 @@ def _first_line(exc: BaseException) -> str:
 
 
 def _spark_uri(work_uri: str) -> str:
-    return work_uri if "://" in work_uri else Path(work_uri).resolve().as_uri()
+    """The folder as Spark names it: s3a:// for S3 (Hadoop's connector), an absolute file:// path for a local one."""
+    if "://" not in work_uri:
+        return f"file://{Path(work_uri).resolve()}"
+    scheme, rest = work_uri.split("://", 1)
+    return f"s3a://{rest}" if scheme in ("s3", "s3a") else work_uri
+
+
+def _arrow_uri(work_uri: str) -> str:
+    scheme, rest = work_uri.split("://", 1)
+    return f"s3://{rest}" if scheme == "s3a" else work_uri
+
+
+@contextmanager
+def _storage(work_uri: str, doing: str) -> Iterator[None]:
+    """Storage errors (credentials, a missing bucket, a full disk) as one clear message naming SPARK_WORK_URI."""
+    try:
+        yield
+    except (OSError, pa.ArrowException) as exc:
+        raise ApplicationError(
+            "spark_io_failed",
+            f"Could not {doing} under SPARK_WORK_URI {work_uri}: {_first_line(exc)}; nothing was published.",
+        ) from exc
 
 
 class SparkEngine:
@@ -93,12 +119,13 @@ class SparkEngine:
         self.master = master
         self._shuffle_partitions = shuffle_partitions
         run = f"run-{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+        self._work_uri = work_uri
         self._spark_root = f"{_spark_uri(work_uri).rstrip('/')}/{run}"
-        if "://" in work_uri:
-            self._fs, root = pafs.FileSystem.from_uri(work_uri)
-        else:
-            Path(work_uri).mkdir(parents=True, exist_ok=True)
-            self._fs, root = pafs.LocalFileSystem(), str(Path(work_uri).resolve())
+        with _storage(work_uri, "open the hand-off folder"):
+            if "://" in work_uri:
+                self._fs, root = pafs.FileSystem.from_uri(_arrow_uri(work_uri))
+            else:
+                self._fs, root = pafs.LocalFileSystem(), str(Path(work_uri).resolve())
         self._root = f"{root.rstrip('/')}/{run}"
         self._fits = 0
         self._session: Any = None
@@ -130,14 +157,18 @@ class SparkEngine:
             raise ApplicationError(
                 "spark_failed", f"Spark did not start on {self.master}: {_first_line(exc)}; nothing was published."
             ) from exc
-        self._fs.create_dir(self._root, recursive=True)
+        with _storage(self._work_uri, "create the run's folder"):
+            self._fs.create_dir(self._root, recursive=True)
         return self
 
     def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        # Never hides the run's own outcome: a folder that cannot be removed is logged, not raised.
         try:
             self._fs.delete_dir(self._root)
         except FileNotFoundError:
             pass
+        except (OSError, pa.ArrowException) as error:
+            logger.warning("could not remove the Spark run folder %s: %s", self._root, _first_line(error))
 
     @property
     def about(self) -> dict[str, str]:
@@ -147,20 +178,26 @@ class SparkEngine:
         """Write the pairs with a positive value, and the id maps, as Parquet; returns the export's folder name."""
         self._fits += 1
         name = f"fit-{self._fits}"
-        partial, final = f"{self._root}/{name}.partial", f"{self._root}/{name}"
-        self._fs.create_dir(partial, recursive=True)
+        folder = f"{self._root}/{name}"
+        with _storage(self._work_uri, "write the interactions"):
+            self._fs.create_dir(folder, recursive=True)
+            self._write_interactions(folder, pairs, values)
+            for kind, ids in (("users", pairs.user_ids), ("items", pairs.item_ids)):
+                table = pa.table({"index": np.arange(len(ids), dtype=np.int32), "id": pa.array(ids, pa.string())})
+                pq.write_table(table, f"{folder}/{kind}.parquet.partial", filesystem=self._fs)
+                self._fs.move(f"{folder}/{kind}.parquet.partial", f"{folder}/{kind}.parquet")
+        return name
+
+    def _write_interactions(self, folder: str, pairs: Pairs, values: np.ndarray) -> None:
         kept = values > 0
         users, items, weights = pairs.users[kept], pairs.items[kept], values[kept]
         schema = pa.schema([("user", pa.int32()), ("item", pa.int32()), ("weight", pa.float32())])
-        with pq.ParquetWriter(f"{partial}/interactions.parquet", schema, filesystem=self._fs) as writer:
+        partial = f"{folder}/interactions.parquet.partial"
+        with pq.ParquetWriter(partial, schema, filesystem=self._fs) as writer:
             for first in range(0, int(users.shape[0]), ROW_GROUP):
                 rows = slice(first, first + ROW_GROUP)
                 writer.write_table(pa.table([users[rows], items[rows], weights[rows]], schema=schema))
-        for kind, ids in (("users", pairs.user_ids), ("items", pairs.item_ids)):
-            table = pa.table({"index": np.arange(len(ids), dtype=np.int32), "id": pa.array(ids, pa.string())})
-            pq.write_table(table, f"{partial}/{kind}.parquet", filesystem=self._fs)
-        self._fs.move(partial, final)
-        return name
+        self._fs.move(partial, f"{folder}/interactions.parquet")
 
     def _factors(self, path: str, count: int, rank: int) -> np.ndarray:
         table = pq.read_table(path, filesystem=self._fs)
@@ -204,7 +241,8 @@ class SparkEngine:
             raise ApplicationError(
                 "spark_failed", f"The Spark job failed on {self.master}: {_first_line(exc)}; nothing was published."
             ) from exc
-        users = self._factors(f"{self._root}/{name}/factors-users", len(pairs.user_ids), rank)
-        items = self._factors(f"{self._root}/{name}/factors-items", len(pairs.item_ids), rank)
-        self._fs.delete_dir(f"{self._root}/{name}")
+        with _storage(self._work_uri, "read the factors Spark wrote"):
+            users = self._factors(f"{self._root}/{name}/factors-users", len(pairs.user_ids), rank)
+            items = self._factors(f"{self._root}/{name}/factors-items", len(pairs.item_ids), rank)
+            self._fs.delete_dir(f"{self._root}/{name}")
         return Factors(users=users, items=items, about=self.about)

@@ -157,3 +157,58 @@ def test_skips_only_leave_nothing_to_train_on(spark_env: Path) -> None:
 def test_the_spark_engine_fits_als_only(spark_env: Path) -> None:
     with pytest.raises(CommandError, match="the Spark engine fits ALS"):
         train("--algorithm", "ease")
+
+
+def _tiny_pairs() -> Any:
+    import numpy as np
+
+    from core.recommender.interactions import interactions_from_records
+    from core.recommender.pairs import pairs_from_interactions
+
+    records = [
+        (f"u{user}", f"i{(user * 7 + step) % 9}", "play", 1_700_000_000.0 + step)
+        for user in range(6)
+        for step in range(5)
+    ]
+    pairs = pairs_from_interactions(interactions_from_records(records), (), 0.2)
+    return pairs, np.ones(len(pairs), dtype=np.float32)
+
+
+def _objects(client: Any, prefix: str) -> list[str]:
+    """The objects under `prefix`, without the empty markers that stand for folders."""
+    listed = client.list_objects_v2(Bucket="rideease-artifacts", Prefix=prefix).get("Contents", [])
+    return [item["Key"] for item in listed if not item["Key"].endswith("/")]
+
+
+def test_the_hand_off_on_object_storage_is_renamed_file_by_file_and_removed(
+    spark_session: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """S3 has no directory rename: each file is written under a temporary name and copied to its own; the run's
+    folder goes at the end. (Spark itself reads s3a:// through the cluster's hadoop-aws connector, not here.)"""
+    from recommendations.spark_engine import SparkEngine
+    from tests.s3_server import FAKE_AWS_ENV, S3_BUCKET, s3_client
+
+    for name, value in {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+        monkeypatch.setenv(name, value)
+    client = s3_client(s3_endpoint)
+    pairs, values = _tiny_pairs()
+    with SparkEngine(master="local[2]", work_uri=f"s3://{S3_BUCKET}/spark-hand-off") as engine:
+        assert engine._spark_root.startswith(f"s3a://{S3_BUCKET}/spark-hand-off/run-")
+        name = engine.export(pairs, values)
+        files = [key.split(f"{name}/", 1)[-1] for key in _objects(client, "spark-hand-off/")]
+        assert sorted(files) == ["interactions.parquet", "items.parquet", "users.parquet"]
+    assert _objects(client, "spark-hand-off/") == []
+
+
+def test_an_unwritable_hand_off_is_named(spark_session: Any, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from core.errors import ApplicationError
+    from recommendations.spark_engine import SparkEngine
+    from tests.s3_server import FAKE_AWS_ENV
+
+    for name, value in {**FAKE_AWS_ENV, "AWS_ENDPOINT_URL": s3_endpoint}.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ApplicationError) as raised:
+        with SparkEngine(master="local[2]", work_uri="s3://no-such-bucket/spark"):
+            pass
+    assert raised.value.code == "spark_io_failed"
+    assert "SPARK_WORK_URI s3://no-such-bucket/spark" in raised.value.message
