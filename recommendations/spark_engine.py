@@ -145,13 +145,13 @@ class SparkEngine:
                 "The Spark engine needs pyspark: pip install -r requirements-spark.txt (the trainer image has it).",
             ) from exc
         builder = SparkSession.builder.appName("rideease-train")
-        builder = builder.remote(self.master) if self.master.startswith("sc://") else builder.master(self.master)
+        if self.master.startswith("sc://"):
+            # A Spark Connect server runs its own driver (its UI is its own setting); the session is a client of it.
+            builder = builder.remote(self.master)
+        else:
+            builder = builder.master(self.master).config("spark.ui.enabled", "false")
         try:
-            self._session = (
-                builder.config("spark.ui.enabled", "false")
-                .config("spark.sql.shuffle.partitions", str(self._shuffle_partitions))
-                .getOrCreate()
-            )
+            self._session = builder.config("spark.sql.shuffle.partitions", str(self._shuffle_partitions)).getOrCreate()
             self.version = str(self._session.version)
         except Exception as exc:  # the JVM and py4j raise many kinds; all mean the same to the operator
             raise ApplicationError(

@@ -159,6 +159,50 @@ def test_the_spark_engine_fits_als_only(spark_env: Path) -> None:
         train("--algorithm", "ease")
 
 
+@pytest.fixture(scope="module")
+def connect_master(spark_session: Any, tmp_path_factory: pytest.TempPathFactory) -> Any:
+    """A Spark Connect server on loopback (pyspark's own launcher), as a cluster's would be: its own driver JVM."""
+    import pyspark
+
+    home = Path(pyspark.__file__).parent
+    port = free_port()
+    command = ["bash", str(home / "bin" / "spark-class"), "org.apache.spark.deploy.SparkSubmit"]
+    command += ["--class", "org.apache.spark.sql.connect.service.SparkConnectServer", "--master", "local[2]"]
+    command += ["--conf", f"spark.connect.grpc.binding.port={port}", "--conf", "spark.ui.enabled=false"]
+    log = (tmp_path_factory.mktemp("connect") / "server.log").open("wb")
+    server = subprocess.Popen(
+        [*command, "spark-internal"], env={**os.environ, "SPARK_HOME": str(home)}, stdout=log, stderr=log
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while b"Spark Connect server started" not in Path(log.name).read_bytes():
+            assert server.poll() is None and time.monotonic() < deadline, Path(log.name).read_text()[-2000:]
+            time.sleep(0.5)
+        yield f"sc://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        server.wait(timeout=60)
+        log.close()
+
+
+def test_a_spark_connect_master_trains_and_publishes(spark_env: Path, connect_master: str) -> None:
+    # Its own process: a Spark Connect client cannot share a process with this suite's classic session.
+    env = {
+        **os.environ,
+        "MONGODB_DB": connection.settings_dict["NAME"],
+        "MODEL_REGISTRY_URI": str(spark_env / "registry-connect"),
+        "SPARK_WORK_URI": str(spark_env / "spark"),
+        "SPARK_MASTER": connect_master,
+    }
+    command = [sys.executable, "manage.py", "train", "--engine", "spark", "--lookback-days", "20", "--trials", "1"]
+    done = subprocess.run(command, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    record = ModelVersion.objects.get()
+    assert record.provenance_sources["trainingEngine"] == f"spark 4.3.0 (master {connect_master})"
+    assert record.metrics["engine"]["master"] == connect_master
+    assert _left_behind(spark_env) == []
+
+
 def _tiny_pairs() -> Any:
     import numpy as np
 
