@@ -256,3 +256,18 @@ def test_an_unwritable_hand_off_is_named(spark_session: Any, s3_endpoint: str, m
             pass
     assert raised.value.code == "spark_io_failed"
     assert "SPARK_WORK_URI s3://no-such-bucket/spark" in raised.value.message
+
+
+def test_a_read_the_database_refuses_is_named_apart_from_an_outage(
+    spark_env: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pymongo.errors import OperationFailure
+
+    def refused(**_: Any) -> Any:
+        # What a server says when the pipeline's group outgrows its memory without allowDiskUse.
+        raise OperationFailure("boom", code=292, details={"errmsg": "Exceeded memory limit for $group"})
+
+    monkeypatch.setattr("recommendations.training.training_pairs_iter", refused)
+    with pytest.raises(CommandError, match=r"database_rejected.*code 292.*Exceeded memory limit for \$group"):
+        train("--trials", "1")
+    assert not ModelVersion.objects.exists()

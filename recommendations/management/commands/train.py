@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from pymongo.errors import OperationFailure
 from tqdm import tqdm
 
 from common.errors import DATABASE_ERRORS
@@ -111,6 +112,11 @@ class Command(BaseCommand):
             report = training_run(request, stage=stage, progress=progress)
         except ApplicationError as exc:
             raise CommandError(f"training failed ({exc.code}): {exc.message}") from exc
+        except OperationFailure as exc:
+            # The server answered but refused the read (a stage it lacks, a memory limit): not an outage.
+            reason = (exc.details or {}).get("errmsg") or str(exc)
+            message = f"the database refused the training read (code {exc.code}): {reason}"
+            raise CommandError(f"training failed (database_rejected): {message}"[:2000]) from exc
         except DATABASE_ERRORS as exc:
             raise CommandError(f"training failed (database_unavailable): {type(exc).__name__}: {exc}") from exc
         finally:
