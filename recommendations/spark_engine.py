@@ -231,10 +231,13 @@ class SparkEngine:
 
     def fit(self, pairs: Pairs, values: np.ndarray, params: dict[str, Any]) -> Factors:
         """Spark MLlib ALS with implicit preferences on the pairs' values; riders or items without any get zeros."""
-        if not bool((values > 0).any()):
-            raise ApplicationError("no_interactions", "No interaction with a positive weight to train on.")
-        name = self.export(pairs, values)
         rank = int(params["factors"])
+        if not bool((values > 0).any()):
+            # A search trial whose weights leave nothing (views weighted 0 on views-only riders): it learns nothing
+            # and scores nothing, as an empty matrix does on one machine, and the search goes on.
+            zeros = np.zeros((len(pairs.user_ids), rank), dtype=np.float32)
+            return Factors(users=zeros, items=np.zeros((len(pairs.item_ids), rank), dtype=np.float32), about=self.about)
+        name = self.export(pairs, values)
         try:
             self._als(f"{self._spark_root}/{name}", rank, params)
         except Exception as exc:  # a failed stage, a lost executor or a killed JVM: the run stops, nothing published

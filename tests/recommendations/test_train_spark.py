@@ -271,3 +271,19 @@ def test_a_read_the_database_refuses_is_named_apart_from_an_outage(
     with pytest.raises(CommandError, match=r"database_rejected.*code 292.*Exceeded memory limit for \$group"):
         train("--trials", "1")
     assert not ModelVersion.objects.exists()
+
+
+def test_a_trial_whose_weights_leave_nothing_learns_nothing_and_the_search_goes_on(
+    spark_session: Any, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    from recommendations.spark_engine import SparkEngine
+
+    pairs, values = _tiny_pairs()
+    params = {"factors": 4, "iterations": 2, "regularization": 0.1, "alpha": 1.0, "seed": 0}
+    with SparkEngine(master="local[2]", work_uri=str(tmp_path / "spark")) as engine:
+        nothing = engine.fit(pairs, np.zeros_like(values), params)
+        fitted = engine.fit(pairs, values, params)
+    assert nothing.users.shape == fitted.users.shape == (6, 4) and not nothing.users.any()
+    assert fitted.users.any() and fitted.items.any()
