@@ -293,8 +293,6 @@ def _scale_lines(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def main() -> None:
-    from tests.benchmarks.report import write_section
-
     os.environ.setdefault("DJANGO_SECRET_KEY", "benchmark-only-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz")
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rideease.settings")
     with tempfile.TemporaryDirectory(prefix="rideease-bench-spark-") as scratch_dir:
@@ -304,6 +302,14 @@ def main() -> None:
             _compare("MovieLens latest-small", _movielens_interactions(), scratch / "spark"),
         ]
         scale = _scale(scratch) if SIZES and SIZES[0] > 0 else []
+    path = report(quality, scale)
+    _progress(f"wrote {path}")
+
+
+def report(quality: list[dict[str, Any]], scale: list[dict[str, Any]]) -> Path:
+    """Write the `spark` section of docs/BENCHMARKS.md from the rows `_compare` and `_scale` print."""
+    from tests.benchmarks.report import write_section
+
     lines = [
         "## The Spark engine against the single-machine trainer (`tests/benchmarks/bench_spark.py`)",
         "",
@@ -320,18 +326,18 @@ def main() -> None:
     if scale:
         lines += [
             "",
-            f"### Scale: {', '.join(f'{size:,}' for size in SIZES)} events over the same {RIDERS:,} riders and 300 "
-            "items",
+            f"### Scale: windows of {', '.join(str(row['days']) for row in scale)} days over the same {RIDERS:,} "
+            "riders and 300 items",
             "",
-            f"Demo events, {DAYS} days at the first size and proportionally more days after; one search trial each "
+            f"Demo events seeded once over {DAYS * SIZES[-1] // SIZES[0]} days ({SIZES[-1]:,} events); each row "
+            "trains on the window of its days back from the end; one search trial each "
             "(`max_trials=1`), so the figures are the read, the evaluation and three fits. **local**: every event "
             "read into the process; **spark**: the database sums the events per rider and item (`$match`, `$group`), "
             "Spark fits. The embedded database runs both reads; a MongoDB server reads several times faster.",
             "",
             *_scale_lines(scale),
         ]
-    path = write_section("spark", "\n".join(lines))
-    _progress(f"wrote {path}")
+    return write_section("spark", "\n".join(lines))
 
 
 if __name__ == "__main__":
