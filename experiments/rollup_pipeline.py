@@ -2,8 +2,8 @@
 variants, and who converted, without the events leaving the server.
 
 `$match` on the phase's exposures and primary conversions, `$setWindowFields` per rider (each conversion sees the
-items of the rider's exposures of the last conversion window), then `$group` by rider: on a cluster sharded by
-`userId` the window stage runs on the shards and only one document per rider crosses the network. The facts are the
+items of the rider's exposures of the last conversion window), then `$group` by rider: one document per rider
+reaches the client (docs/SCALE.md: where a sharded cluster runs each stage). The facts are the
 ones experiments/exposures.py `PhaseTally` reaches in one pass over the stream (the property tests hold them equal);
 an exposure of an earlier phase at the very instant of the rider's first exposure in this one is the one case where
 the stream's order, not time, decides.
@@ -14,13 +14,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from bson.codec_options import CodecOptions
-
 from core.variants import CONTROL, TREATMENT
 from experiments.rollups import PhaseStreams
+from experiments.streams import TZ_AWARE
 from recommendations.selectors import raw_event_collection
-
-_TZ_AWARE: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
 
 
 @dataclass(frozen=True)
@@ -102,7 +99,7 @@ def phase_users(streams: PhaseStreams, *, batch_size: int = 2_000) -> Iterator[P
     """Every rider exposed in the experiment up to the phase, as the database computes them."""
     cursor = (
         raw_event_collection()
-        .with_options(codec_options=_TZ_AWARE)
+        .with_options(codec_options=TZ_AWARE)
         .aggregate(phase_users_pipeline(streams), allowDiskUse=True, batchSize=batch_size)
     )
     for document in cursor:
@@ -112,7 +109,7 @@ def phase_users(streams: PhaseStreams, *, batch_size: int = 2_000) -> Iterator[P
             first_exposure=first_here,
             earlier=first_here is None or first_any < first_here,
             variants=frozenset(variant for variant in document["variants"] if variant is not None),
-            converted=bool(document["converted"]) and first_here is not None,
+            converted=bool(document["converted"]),
         )
 
 

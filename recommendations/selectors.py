@@ -138,9 +138,10 @@ def training_pairs_iter(
 ) -> Iterator[PairRecord]:
     """Stream the interaction events of [start, end) summed per (rider, item) and hold-out level, by one aggregation.
 
-    `$match` on the window, `$setWindowFields` numbering each rider's events from the newest (partitioned by rider),
-    then `$group` by rider and item: on a cluster sharded by rider all three run on the shards and only the pairs
-    cross the network. Decay is relative to the window's newest event, as the single-machine trainer's.
+    `$match` on the window and `$project` of four fields (on every shard of a cluster), `$setWindowFields` numbering
+    each rider's events from the newest (partitioned by rider), then `$group` by rider and item; only the pairs reach
+    the client (docs/SCALE.md: where a cluster runs each stage). Decay is relative to the window's newest event and
+    rescaled per level by core.recommender.pairs, as the single-machine trainer decays.
     """
     reference = _newest_event(start=start, end=end)
     if reference is None:

@@ -179,25 +179,27 @@ class SparkEngine:
         self._fits += 1
         name = f"fit-{self._fits}"
         folder = f"{self._root}/{name}"
-        with _storage(self._work_uri, "write the interactions"):
-            self._fs.create_dir(folder, recursive=True)
-            self._write_interactions(folder, pairs, values)
-            for kind, ids in (("users", pairs.user_ids), ("items", pairs.item_ids)):
-                table = pa.table({"index": np.arange(len(ids), dtype=np.int32), "id": pa.array(ids, pa.string())})
-                pq.write_table(table, f"{folder}/{kind}.parquet.partial", filesystem=self._fs)
-                self._fs.move(f"{folder}/{kind}.parquet.partial", f"{folder}/{kind}.parquet")
-        return name
-
-    def _write_interactions(self, folder: str, pairs: Pairs, values: np.ndarray) -> None:
         kept = values > 0
         users, items, weights = pairs.users[kept], pairs.items[kept], values[kept]
         schema = pa.schema([("user", pa.int32()), ("item", pa.int32()), ("weight", pa.float32())])
-        partial = f"{folder}/interactions.parquet.partial"
-        with pq.ParquetWriter(partial, schema, filesystem=self._fs) as writer:
-            for first in range(0, int(users.shape[0]), ROW_GROUP):
-                rows = slice(first, first + ROW_GROUP)
-                writer.write_table(pa.table([users[rows], items[rows], weights[rows]], schema=schema))
-        self._fs.move(partial, f"{folder}/interactions.parquet")
+        with _storage(self._work_uri, "write the interactions"):
+            self._fs.create_dir(folder, recursive=True)
+            with self._renamed(f"{folder}/interactions.parquet") as partial:
+                with pq.ParquetWriter(partial, schema, filesystem=self._fs) as writer:
+                    for first in range(0, int(users.shape[0]), ROW_GROUP):
+                        rows = slice(first, first + ROW_GROUP)
+                        writer.write_table(pa.table([users[rows], items[rows], weights[rows]], schema=schema))
+            for kind, ids in (("users", pairs.user_ids), ("items", pairs.item_ids)):
+                table = pa.table({"index": np.arange(len(ids), dtype=np.int32), "id": pa.array(ids, pa.string())})
+                with self._renamed(f"{folder}/{kind}.parquet") as partial:
+                    pq.write_table(table, partial, filesystem=self._fs)
+        return name
+
+    @contextmanager
+    def _renamed(self, path: str) -> Iterator[str]:
+        """Yield a temporary name to write `path` under; rename it to `path` once the writing is done."""
+        yield f"{path}.partial"
+        self._fs.move(f"{path}.partial", path)
 
     def _factors(self, path: str, count: int, rank: int) -> np.ndarray:
         table = pq.read_table(path, filesystem=self._fs)
