@@ -28,6 +28,8 @@ SIZES = [int(size) for size in os.environ.get("BENCH_SPARK_SIZES", "1000000,4000
 DAYS = 30  # of history at the first size; each larger size gets proportionally more days over the same riders
 RIDERS = int(os.environ.get("BENCH_SPARK_RIDERS", "30000"))
 TRIALS = int(os.environ.get("BENCH_SPARK_TRIALS", "8"))
+# "quality", "scale" or both: each part rewrites only its own section, so the long scale run can be repeated alone.
+PARTS = set(os.environ.get("BENCH_SPARK_PARTS", "quality,scale").split(","))
 END = datetime(2026, 11, 1, tzinfo=UTC)
 MASTER = "local[2]"
 
@@ -297,17 +299,18 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rideease.settings")
     with tempfile.TemporaryDirectory(prefix="rideease-bench-spark-") as scratch_dir:
         scratch = Path(scratch_dir)
-        quality = [
-            _compare("demo world (100,000 events)", _demo_interactions(), scratch / "spark"),
-            _compare("MovieLens latest-small", _movielens_interactions(), scratch / "spark"),
-        ]
-        scale = _scale(scratch) if SIZES and SIZES[0] > 0 else []
-    path = report(quality, scale)
-    _progress(f"wrote {path}")
+        if "quality" in PARTS:
+            quality = [
+                _compare("demo world (100,000 events)", _demo_interactions(), scratch / "spark"),
+                _compare("MovieLens latest-small", _movielens_interactions(), scratch / "spark"),
+            ]
+            _progress(f"wrote {report_quality(quality)}")
+        if "scale" in PARTS:
+            _progress(f"wrote {report_scale(_scale(scratch))}")
 
 
-def report(quality: list[dict[str, Any]], scale: list[dict[str, Any]]) -> Path:
-    """Write the `spark` section of docs/BENCHMARKS.md from the rows `_compare` and `_scale` print."""
+def report_quality(rows: list[dict[str, Any]]) -> Path:
+    """Write the `spark` section of docs/BENCHMARKS.md from the rows `_compare` prints."""
     from tests.benchmarks.report import write_section
 
     lines = [
@@ -321,23 +324,29 @@ def report(quality: list[dict[str, Any]], scale: list[dict[str, Any]]) -> Path:
         f"and exclusion rule on the training part ({TRIALS} trials each), fits on it, and is scored on the same "
         "held-out plays and books. The difference pairs rider by rider (bootstrap over riders).",
         "",
-        *_quality_lines(quality),
+        *_quality_lines(rows),
     ]
-    if scale:
-        lines += [
-            "",
-            f"### Scale: windows of {', '.join(str(row['days']) for row in scale)} days over the same {RIDERS:,} "
-            "riders and 300 items",
-            "",
-            f"Demo events seeded once over {DAYS * SIZES[-1] // SIZES[0]} days ({SIZES[-1]:,} events); each row "
-            "trains on the window of its days back from the end; one search trial each "
-            "(`max_trials=1`), so the figures are the read, the evaluation and three fits. **local**: every event "
-            "read into the process; **spark**: the database sums the events per rider and item (`$match`, `$group`), "
-            "Spark fits. The embedded database runs both reads; a MongoDB server reads several times faster.",
-            "",
-            *_scale_lines(scale),
-        ]
     return write_section("spark", "\n".join(lines))
+
+
+def report_scale(rows: list[dict[str, Any]]) -> Path:
+    """Write the `spark-scale` section of docs/BENCHMARKS.md from the rows `_scale` prints."""
+    from tests.benchmarks.report import write_section
+
+    lines = [
+        f"### Spark scale: windows of {', '.join(str(row['days']) for row in rows)} days over the same {RIDERS:,} "
+        "riders and 300 items",
+        "",
+        f"Measured {datetime.now(UTC):%Y-%m-%d} in one run, Spark {MASTER}. Demo events seeded once over "
+        f"{DAYS * SIZES[-1] // SIZES[0]} days ({SIZES[-1]:,} events); each row "
+        "trains on the window of its days back from the end; one search trial each "
+        "(`max_trials=1`), so the figures are the read, the evaluation and three fits. **local**: every event "
+        "read into the process; **spark**: the database sums the events per rider and item (`$match`, `$group`), "
+        "Spark fits. The embedded database runs both reads; a MongoDB server reads several times faster.",
+        "",
+        *_scale_lines(rows),
+    ]
+    return write_section("spark-scale", "\n".join(lines))
 
 
 if __name__ == "__main__":
