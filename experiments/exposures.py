@@ -266,6 +266,45 @@ _FIRST, _PRE, _BOOKINGS, _PLAYS, _DAY, _EVENTS = range(6)
 _SUMS = 5
 
 
+@dataclass(frozen=True)
+class UserFacts:
+    """One rider's events of a phase before some instant, summed by the database (experiments/rollup_pipeline.py):
+    all that a pass over those events keeps of them."""
+
+    user_id: str
+    # First exposure in this phase or an earlier one, and in this phase (None: only in earlier ones).
+    first_any: datetime
+    first_here: datetime | None
+    # First exposure in this phase per variant: CONTROL, TREATMENT, or "" for any other.
+    first_by_variant: dict[str, datetime]
+    # First primary conversion on an item of an exposure of the window before it.
+    converted_at: datetime | None
+    # Primary conversions of the pre-period before the first exposure here (CUPED's covariate).
+    pre: int
+    # From the first exposure here on: bookings, plays, a primary conversion within a day, the event types made.
+    bookings: int
+    plays: int
+    within_day: bool
+    event_types: frozenset[str]
+    # Primary conversions in the phase from the first exposure in any phase on (not counted for an earlier rider).
+    conversions_after_first_any: int
+
+    @property
+    def earlier(self) -> bool:
+        return self.first_here is None or self.first_any < self.first_here
+
+
+@dataclass(frozen=True)
+class Answers:
+    """Answers of one variant and model version with one fallback reason and latency bucket (None: not recorded)."""
+
+    variant: str
+    model_version: str
+    fallback: str
+    latency_bucket: int | None
+    count: int
+
+
 def _request_counts() -> list[Any]:
     return [0, 0, 0, [0] * LATENCY_BUCKETS]
 
@@ -329,16 +368,20 @@ class PhaseTally:
         if not flags & _Flags.CONVERTED:
             items = tuple(self.catalog.setdefault(item, item) for item in event.items)
             self.pending.add(event.ts, event.user_id, items)
-        self.versions.setdefault(event.variant, Counter())[event.model_version] += 1
-        counts = self.requests.get(event.variant)
+        bucket = latency_bucket(event.latency_ms) if event.latency_ms is not None else None
+        self._answers(Answers(event.variant, event.model_version, event.fallback, bucket, 1))
+
+    def _answers(self, answers: "Answers") -> None:
+        self.versions.setdefault(answers.variant, Counter())[answers.model_version] += answers.count
+        counts = self.requests.get(answers.variant)
         if counts is not None:
-            counts[0] += 1
-            if event.fallback == MODEL_ERROR:
-                counts[1] += 1
-            elif event.fallback:
-                counts[2] += 1
-            if event.latency_ms is not None:
-                counts[3][latency_bucket(event.latency_ms)] += 1
+            counts[0] += answers.count
+            if answers.fallback == MODEL_ERROR:
+                counts[1] += answers.count
+            elif answers.fallback:
+                counts[2] += answers.count
+            if answers.latency_bucket is not None:
+                counts[3][answers.latency_bucket] += answers.count
 
     def _conversion(self, event: Event, flags: int) -> None:
         rules = self.rules
@@ -454,6 +497,91 @@ class PhaseTally:
             "nextMark": micros(self.next_mark) if self.next_mark is not None else None,
             "cumulative": [[micros(p.at), list(p.control), list(p.treatment)] for p in self.cumulative],
         }
+
+    @classmethod
+    def from_facts(  # noqa: PLR0913 - the parts of a pass's state, each from its own query
+        cls,
+        rules: Rules,
+        *,
+        until: datetime,
+        users: Iterable[UserFacts],
+        answers: Iterable[Answers],
+        conversions: int,
+        pending: Iterable[tuple[datetime, str, tuple[str, ...]]],
+        recent: Iterable[tuple[datetime, str]],
+    ) -> "PhaseTally":
+        """The tally one pass over the phase's events before `until` leaves, from the database's sums of them:
+        `conversions` counts every primary conversion of the phase, `pending` the phase's exposures of the last
+        conversion window and `recent` the primary conversions of the last pre-period, all before `until`."""
+        tally = cls(rules)
+        changes: list[tuple[datetime, int, int]] = []
+        for user in users:
+            if user.earlier:
+                tally.users[user.user_id] = _Flags.EARLIER | (_Flags.RETURNED if user.first_here else 0)
+                conversions -= user.conversions_after_first_any
+                continue
+            tally._counted(user, changes)
+        for group in answers:
+            tally.exposures += group.count
+            tally._answers(group)
+        tally.conversions = conversions
+        for ts, user_id, items in sorted(pending, key=lambda entry: entry[0]):
+            flags = tally.users.get(user_id, 0)
+            if flags and not flags & (_Flags.CONVERTED | _Flags.EARLIER):
+                tally.pending.add(ts, user_id, tuple(tally.catalog.setdefault(item, item) for item in items))
+        if tally.recent is not None:
+            for ts, user_id in sorted(recent):
+                if user_id not in tally.users:
+                    tally.recent.add(ts, user_id)
+        tally._checkpoints(changes, until)
+        return tally
+
+    def _counted(self, user: UserFacts, changes: list[tuple[datetime, int, int]]) -> None:
+        """A rider counted in this phase: their flags and values, and when they entered, converted in and left an
+        arm (a second variant), for the day ends' counts."""
+        assert user.first_here is not None
+        flags = 0
+        for variant in user.first_by_variant:
+            flags |= _VARIANT_BITS.get(variant, _Flags.OTHER)
+        if user.converted_at is not None:
+            flags |= _Flags.CONVERTED
+        self._set(user.user_id, 0, flags)
+        values = [micros(user.first_here), user.pre if self.recent is not None else 0, 0, 0, 0, 0]
+        if self.rules.secondary:
+            bits = 0
+            for kind in user.event_types:
+                bits |= self._event_bits.get(kind, 0)
+            values[_BOOKINGS:] = [user.bookings, user.plays, int(user.within_day), bits]
+        self.values[user.user_id] = values
+        firsts = sorted((ts, _VARIANT_BITS.get(variant, _Flags.OTHER)) for variant, ts in user.first_by_variant.items())
+        entered, arm = firsts[0]
+        left = firsts[1][0] if len(firsts) > 1 else None
+        if left is not None and left <= entered:
+            return  # served two variants at once: never in one arm
+        changes.append((entered, arm, 0))
+        if left is not None:
+            changes.append((left, arm, 2))
+        if user.converted_at is not None and (left is None or user.converted_at < left):
+            changes.append((user.converted_at, arm, 1))
+            if left is not None:
+                changes.append((left, arm, 3))
+
+    def _checkpoints(self, changes: list[tuple[datetime, int, int]], until: datetime) -> None:
+        """The day ends before `until` as a pass would have counted them: everything that happened before each."""
+        if self.next_mark is None:
+            return
+        # Per arm bit: [exposed, converted]; a change (time, arm, what): 0 entered, 1 converted, 2 and 3 undo them.
+        arms = {_Flags.CONTROL: [0, 0], _Flags.TREATMENT: [0, 0], _Flags.OTHER: [0, 0]}
+        changes.sort(key=lambda change: change[0])
+        index = 0
+        while self.next_mark < until:
+            while index < len(changes) and changes[index][0] < self.next_mark:
+                _, arm, what = changes[index]
+                arms[arm][what % 2] += -1 if what >= 2 else 1
+                index += 1
+            control, treatment = arms[_Flags.CONTROL], arms[_Flags.TREATMENT]
+            self.cumulative.append(Checkpoint(self.next_mark, (control[0], control[1]), (treatment[0], treatment[1])))
+            self.next_mark += DAY
 
     @classmethod
     def restore(cls, rules: Rules, state: dict[str, Any]) -> "PhaseTally":

@@ -30,8 +30,9 @@ from pymongo.errors import BulkWriteError
 from core.errors import ApplicationError
 from core.metrics import CUPED_PRE_PERIOD_DAYS
 from experiments.exposures import Event, ExposureCounts, PhaseTally, Rules, from_micros, merged, micros
+from experiments.rollup_pipeline import rebuilt_tally
 from experiments.state import ExperimentInfo, Phase
-from experiments.streams import conversion_stream, exposure_stream
+from experiments.streams import PhaseStreams, conversion_stream, exposure_stream
 
 ROLLUP_COLLECTION = "experiment_rollups"
 # Bumped whenever what the state holds changes: an older state is then rebuilt, never misread.
@@ -50,20 +51,6 @@ def _collection() -> Collection[dict[str, Any]]:
         ROLLUP_COLLECTION
     )
     return collection
-
-
-@dataclass(frozen=True)
-class PhaseStreams:
-    """What one phase's figures are computed from: the rules, and where each stream starts and ends."""
-
-    experiment: str
-    rules: Rules
-    # Exposures from the experiment's start (who was exposed in an earlier phase is known before this one begins).
-    exposures_from: datetime
-    exposures_to: datetime
-    # Conversions from the pre-period before the phase, up to one conversion window after its end.
-    conversions_from: datetime
-    conversions_to: datetime
 
 
 def phase_streams(info: ExperimentInfo, phase: Phase, now: datetime) -> PhaseStreams:
@@ -180,12 +167,18 @@ def phase_counts(
     """
     streams = phase_streams(info, phase, now)
     fingerprint = _fingerprint(info.key, streams)
-    generation, saved = _load(info.key, phase.id, fingerprint) if not rebuild else (_generation(info.key, phase), None)
+    settled = min(now - timedelta(minutes=settings.EXPERIMENT_ROLLUP_SETTLE_MINUTES), streams.conversions_to)
+    if rebuild:
+        # From scratch in the database, up to the settled instant; the look below reads only what is newer.
+        tally = rebuilt_tally(streams, settled)
+        _save(info.key, phase.id, fingerprint, _generation(info.key, phase), settled, tally.state())
+        tally.feed(_events(streams, settled, now))
+        return tally.counts(end=streams.exposures_to)
+    generation, saved = _load(info.key, phase.id, fingerprint)
     if saved is not None:
         tally, watermark = PhaseTally.restore(streams.rules, saved.state), saved.watermark
     else:
         tally, watermark = PhaseTally(streams.rules), min(streams.exposures_from, streams.conversions_from)
-    settled = min(now - timedelta(minutes=settings.EXPERIMENT_ROLLUP_SETTLE_MINUTES), streams.conversions_to)
     if saved is None or settled > watermark:
         budget = _Budget(budget_seconds)
         while watermark < settled:

@@ -2,12 +2,13 @@
 
 import heapq
 from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 from bson.codec_options import CodecOptions
 
-from experiments.exposures import CONVERSION, EXPOSURE, Event
+from experiments.exposures import CONVERSION, EXPOSURE, Event, Rules
 from recommendations.selectors import raw_event_collection
 
 # Documents per cursor batch: small enough that what is read ahead stays a few MB whatever the window holds.
@@ -15,6 +16,20 @@ BATCH = 2_000
 SLICE = timedelta(hours=1)
 # Event times as aware UTC datetimes, comparable with the phases' times.
 TZ_AWARE: CodecOptions[dict[str, Any]] = CodecOptions(tz_aware=True)
+
+
+@dataclass(frozen=True)
+class PhaseStreams:
+    """What one phase's figures are computed from: the rules, and where each stream starts and ends."""
+
+    experiment: str
+    rules: Rules
+    # Exposures from the experiment's start (who was exposed in an earlier phase is known before this one begins).
+    exposures_from: datetime
+    exposures_to: datetime
+    # Conversions from the pre-period before the phase, up to one conversion window after its end.
+    conversions_from: datetime
+    conversions_to: datetime
 
 
 def _time_slices(start: datetime, end: datetime) -> Iterator[tuple[datetime, datetime]]:

@@ -1,20 +1,22 @@
-"""The database's per-rider aggregation of a phase equals one client-side pass over the events (`PhaseTally`).
+"""A phase's rollup rebuilt by the database equals one client-side pass over the events (`PhaseTally`).
 
 Randomized exposures in two phases and conversions of several types on the embedded server, plus hand-made events on
 the edges: a conversion exactly one conversion window after its exposure and one a millisecond later, an exposure at
-the phase's end, a conversion of an item the exposure did not list, riders with a single event.
+the phase's end, a conversion of an item the exposure did not list, riders with a single event, latencies on the
+histogram's edges. The rebuild is taken at several instants; looks then go on from it as from a saved state.
 """
 
-from datetime import timedelta
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 
 import pytest
 
 from core.variants import CONTROL, TREATMENT
-from experiments.exposures import CONVERSION, EXPOSURE, Event, PhaseTally, from_micros, merged
-from experiments.rollup_pipeline import phase_user_counts, phase_users
-from experiments.rollups import PhaseStreams, phase_streams
+from experiments.exposures import CONVERSION, EXPOSURE, Event, PhaseTally, merged
+from experiments.rollup_pipeline import rebuilt_tally, user_facts
+from experiments.rollups import phase_streams
 from experiments.state import experiment_info
-from experiments.streams import conversion_stream, exposure_stream
+from experiments.streams import PhaseStreams, conversion_stream, exposure_stream
 from recommendations.selectors import raw_event_collection
 from tests.experiments.test_phase_tally import END, PHASE_START, random_stream
 from tests.experiments.test_rollups import KEY, document, experiment
@@ -41,6 +43,11 @@ def _edges() -> list[Event]:
         Event(PHASE_START - timedelta(hours=1), EXPOSURE, "edge-earlier", CONTROL, "v1", frozenset({"a"}), phase=1),
         Event(PHASE_START + timedelta(hours=1), EXPOSURE, "edge-earlier", CONTROL, "v1", frozenset({"a"}), phase=2),
         Event(PHASE_START + timedelta(hours=2), EXPOSURE, "edge-later-phase", CONTROL, "v1", frozenset({"a"}), phase=3),
+        Event(PHASE_START + timedelta(hours=3), CONVERSION, "edge-earlier", item_id="a", event_type="book"),
+        *(
+            Event(at, EXPOSURE, f"edge-latency-{ms}", CONTROL, "v1", frozenset({"a"}), phase=2, latency_ms=ms)
+            for ms in (0.01, 0.0, 1.0, 10.0, 10.0**1.5, 120_000.0, 120_001.0, 3.7)
+        ),
     ]
 
 
@@ -52,40 +59,48 @@ def _stored(seed: int) -> PhaseStreams:
     return phase_streams(info, info.phases[1], END)
 
 
-def _one_pass(streams: PhaseStreams) -> PhaseTally:
-    """The client-side computation: every event of the phase's streams read in time order into one tally."""
-    rules = streams.rules
-    tally = PhaseTally(rules)
-    exposures = exposure_stream(start=streams.exposures_from, end=streams.exposures_to, experiment=KEY)
-    conversions = conversion_stream(
-        start=streams.conversions_from, end=streams.conversions_to, types=rules.event_types()
-    )
-    tally.feed(merged(exposures, conversions))
+def _one_pass(streams: PhaseStreams, until: datetime) -> PhaseTally:
+    """The client-side computation: every event of the phase's streams before `until`, in time order, in one tally."""
+    tally = PhaseTally(streams.rules)
+    tally.feed(_events(streams, min(streams.exposures_from, streams.conversions_from), until))
     return tally
 
 
+def _events(streams: PhaseStreams, start: datetime, end: datetime) -> Iterator[Event]:
+    exposures = exposure_stream(
+        start=max(start, streams.exposures_from), end=min(end, streams.exposures_to), experiment=KEY
+    )
+    conversions = conversion_stream(
+        start=max(start, streams.conversions_from),
+        end=min(end, streams.conversions_to),
+        types=streams.rules.event_types(),
+    )
+    return merged(exposures, conversions)
+
+
 @pytest.mark.parametrize("seed", [11, 12, 13])
-def test_the_pipeline_gives_each_riders_facts_of_one_pass(seed: int) -> None:
+def test_the_rebuild_leaves_the_state_and_figures_of_one_pass(seed: int) -> None:
     streams = _stored(seed)
-    tally = _one_pass(streams)
-    users = {user.user_id: user for user in phase_users(streams, batch_size=37)}
-    counted = {user_id for user_id, user in users.items() if user.counted}
-    assert counted == set(tally.values)
-    for user_id in counted:
-        assert users[user_id].first_exposure == from_micros(tally.values[user_id][0]), user_id
-        assert users[user_id].converted == bool(tally.users[user_id] & 8), user_id
-    counts, expected = phase_user_counts(iter(users.values())), tally.counts(end=streams.exposures_to)
-    assert counts.control == (expected.control.exposed_users, expected.control.converted_users)
-    assert counts.treatment == (expected.treatment.exposed_users, expected.treatment.converted_users)
-    assert counts.users_in_both == expected.users_in_both
-    assert counts.users_from_earlier_phases == expected.users_from_earlier_phases
+    for until in (PHASE_START - timedelta(hours=1), PHASE_START + timedelta(hours=30, minutes=7), END):
+        expected, rebuilt = _one_pass(streams, until), rebuilt_tally(streams, until)
+        assert rebuilt.users == expected.users, until
+        assert rebuilt.values == expected.values, until
+        assert rebuilt.counts(end=streams.exposures_to) == expected.counts(end=streams.exposures_to), until
+        # A look goes on from the rebuild as from a saved state: the events after it give one pass's figures.
+        rebuilt.feed(_events(streams, until, streams.conversions_to))
+        expected.feed(_events(streams, until, streams.conversions_to))
+        assert rebuilt.counts(end=streams.exposures_to) == expected.counts(end=streams.exposures_to), until
 
 
 def test_the_edges_of_the_window_and_the_phase() -> None:
-    users = {user.user_id: user for user in phase_users(_stored(0))}
-    assert users["edge-window"].converted and users["edge-same-instant"].converted
-    assert not users["edge-late"].converted and not users["edge-other-item"].converted
-    assert users["single-exposure"].counted and not users["single-exposure"].converted
+    streams = _stored(0)
+    users = {user.user_id: user for user in user_facts(streams, streams.conversions_to)}
+    assert users["edge-window"].converted_at and users["edge-same-instant"].converted_at
+    assert not users["edge-late"].converted_at and not users["edge-other-item"].converted_at
+    assert users["single-exposure"].first_here and not users["single-exposure"].converted_at
     assert "single-conversion" not in users and "edge-at-end" not in users and "edge-later-phase" not in users
-    assert users["edge-before-end"].counted
-    assert users["edge-earlier"].earlier and not users["edge-earlier"].counted
+    assert users["edge-before-end"].first_here == END - timedelta(milliseconds=1)
+    assert users["edge-earlier"].earlier and users["edge-earlier"].conversions_after_first_any == 1
+    # Latencies on the histogram's edges land in the buckets core.guardrails gives them.
+    counted = _one_pass(streams, streams.conversions_to).counts().requests[CONTROL]
+    assert rebuilt_tally(streams, streams.conversions_to).counts().requests[CONTROL] == counted
