@@ -8,9 +8,11 @@ histogram's edges. The rebuild is taken at several instants; looks then go on fr
 
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from math import inf, nextafter
 
 import pytest
 
+from core.guardrails import LATENCY_EDGES_MS
 from core.variants import CONTROL, TREATMENT
 from experiments.exposures import CONVERSION, EXPOSURE, Event, PhaseTally, merged
 from experiments.rollup_pipeline import rebuilt_tally, user_facts
@@ -46,7 +48,16 @@ def _edges() -> list[Event]:
         Event(PHASE_START + timedelta(hours=3), CONVERSION, "edge-earlier", item_id="a", event_type="book"),
         *(
             Event(at, EXPOSURE, f"edge-latency-{ms}", CONTROL, "v1", frozenset({"a"}), phase=2, latency_ms=ms)
-            for ms in (0.01, 0.0, 1.0, 10.0, 10.0**1.5, 120_000.0, 120_001.0, 3.7)
+            for ms in (
+                0.0,
+                1.0,
+                10.0,
+                120_001.0,
+                3.7,
+                *LATENCY_EDGES_MS[:6],
+                *LATENCY_EDGES_MS[300:306],
+                nextafter(LATENCY_EDGES_MS[5], inf),
+            )
         ),
     ]
 
