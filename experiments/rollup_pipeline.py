@@ -90,7 +90,7 @@ def users_pipeline(streams: PhaseStreams, until: datetime) -> list[dict[str, Any
     matched = {
         "$anyElementTrue": [{"$map": {"input": "$recent", "as": "items", "in": {"$in": ["$itemId", "$$items"]}}}]
     }
-    pre = False
+    pre: Any = False  # no pre-period: nothing counts
     if rules.pre_period is not None:
         pre_ms = int(rules.pre_period.total_seconds() * 1000)
         start = {"$subtract": ["$firstHere", pre_ms]}

@@ -4,10 +4,10 @@ Per size, a fresh database holds one running experiment (`bench`, phase 1 starte
 synthetic events of the phase written straight with pymongo: 70% exposures tagged with the experiment and phase, 30%
 bookings, over a fixed population of users (the per-user state is the same at every size, so peak memory shows
 whether anything grows with the events). A look an hour ago saved the state; then 10% more events arrive in the last
-hour, after its watermark. **look** restores that state and reads only those; **rebuild** recomputes from every event;
-**scan** only iterates the rebuild's two cursors. Each measurement runs in a fresh process (peak RSS is its own),
-alternating, BENCH_REPEATS times; medians. The HTTP summary is read from the service under gunicorn, before and after
-the new events.
+hour, after its watermark. **look** restores that state and reads only those; **rebuild** recomputes from every event
+in the database; **scan** only iterates the phase's two event cursors. Each measurement runs in a fresh process (peak
+RSS is its own), alternating, BENCH_REPEATS times; medians. The HTTP summary is read from the service under gunicorn,
+before and after the new events.
 
 BENCH_SIZES (default 100000,1000000), BENCH_REPEATS (default 3), BENCH_USERS (default 50000).
 """
@@ -328,11 +328,12 @@ def _report(rows: list[dict[str, Any]]) -> str:
         "",
         "- **look**: `summary_read` as the API calls it, shaped by `experiment_summary_data`: restores the saved "
         "state, reads the events after its watermark (the new ones), saves again, computes;",
-        "- **rebuild**: the same with `rebuild=True`: every event of the phase (and CUPED's pre-period), from scratch, "
-        "then saved;",
-        "- **scan**: only iterates the rebuild's two cursors (exposures, bookings) with the same bounds and "
-        "projections, building the same event objects: the floor the embedded server sets. The server is pure "
-        "Python, so it bounds the rebuild; rebuild / scan is our own overhead.",
+        "- **rebuild**: the same with `rebuild=True`: every event of the phase (and CUPED's pre-period) summed by "
+        "the database's aggregation pipelines (experiments/rollup_pipeline.py), from scratch, then saved;",
+        "- **scan**: only iterates the phase's two event cursors (exposures, bookings) with the same bounds and "
+        "projections, building the event objects a look builds: a plain read of the same events on this server. "
+        "The embedded server runs the rebuild's aggregation in Python, so rebuild / scan is mostly its cost of an "
+        "aggregation against a read, not ours.",
         "",
         "Each measurement is a fresh process whose peak RSS is its own (VmHWM: getrusage's ru_maxrss survives exec "
         "and would report at least the parent's peak), the modes alternating, "
