@@ -53,7 +53,11 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="print the summary as JSON")
         parser.add_argument("--apply", action="store_true", help="act on the look: hold, advance, roll back or ship")
         parser.add_argument("--dry-run", action="store_true", help="print what --apply would do, and do nothing")
-        parser.add_argument("--rebuild", action="store_true", help="recompute the phase's aggregates from scratch")
+        parser.add_argument(
+            "--rebuild",
+            action="store_true",
+            help="recompute the phase's aggregates from scratch in the database (aggregation pipelines)",
+        )
         parser.add_argument("--actor", help="who acts, recorded in the history (default: your login name)")
         parser.add_argument(
             "--retry-delay", type=float, default=RETRY_DELAY_SECONDS, help="seconds before retrying a failed read"
