@@ -19,7 +19,7 @@ from django.core.management.base import CommandError
 from django.test import Client
 from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
-from pymongo.errors import AutoReconnect
+from pymongo.errors import AutoReconnect, OperationFailure
 from rest_framework.test import APIClient
 
 from core.recommender.algorithms import Recommender
@@ -244,3 +244,22 @@ def test_a_look_that_cannot_read_retries_then_counts_failures_and_never_switches
     monkeypatch.undo()
     assert look(experiment)["applied"]["action"] == "hold"
     assert Experiment.objects.get(key=experiment).look_failures == 0
+
+
+def test_a_rebuild_the_database_refuses_says_so_at_once_and_counts_as_a_failed_look(
+    experiment: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    before = ServingState.objects.get().revision
+    calls = []
+
+    def refused(*args: Any) -> None:
+        calls.append(args)
+        raise OperationFailure("Exceeded memory limit", code=292, details={"errmsg": "Exceeded memory limit"})
+
+    monkeypatch.setattr("experiments.rollups.rebuilt_tally", refused)
+    with pytest.raises(CommandError, match=r"database_rejected: the database refused the read \(code 292\)"):
+        look(experiment, "--apply", "--rebuild", "--retry-delay", "0")
+    assert len(calls) == 1  # a refusal is not retried
+    record = Experiment.objects.get(key=experiment)
+    assert record.look_failures == 1 and "code 292" in record.last_look["error"]
+    assert ServingState.objects.get().revision == before

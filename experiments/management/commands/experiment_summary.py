@@ -9,6 +9,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
+from pymongo.errors import OperationFailure
 
 from common.commands import command_actor
 from common.errors import DATABASE_ERRORS
@@ -95,6 +96,13 @@ class Command(BaseCommand):
         for attempt in range(1, LOOK_ATTEMPTS + 1):
             try:
                 return read(now=timezone.now())
+            except OperationFailure as exc:
+                # The server answered but refused the read (a stage it lacks, a memory limit): asking again won't help.
+                reason = (exc.details or {}).get("errmsg") or str(exc)
+                error = f"the database refused the read (code {exc.code}): {reason}"[:500]
+                if recording is not None:
+                    self._record_failure(recording, error)
+                raise CommandError(f"database_rejected: {error}") from exc
             except DATABASE_ERRORS as exc:
                 error = f"{type(exc).__name__}: {exc}"[:500]
                 self.stderr.write(f"look attempt {attempt} of {LOOK_ATTEMPTS} failed: {error}")
