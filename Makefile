@@ -58,7 +58,7 @@ typecheck: install-dev
 	$(TOOL_ENV) $(VENV)/bin/mypy rideease experiments recommendations tracing registry monitoring common core
 
 pytest: install-dev
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=20
 
 ## make bench: bulk ingest vs insert_many, training vs a bare scan, peak memory, scoring latency, serving under load,
 ## the phase summary's looks against a rebuild, the served recommenders on MovieLens, the Spark engine against the
